@@ -1,0 +1,75 @@
+"""fireant: a DHT22/DHT11 node that keeps sensing whatever the network does.
+
+    import app; app.run()      # from the REPL; Ctrl-C stops it cleanly
+
+Four tasks share one loop: wifi (link), sampler (sensor -> backlog), publisher
+(backlog -> broker), heartbeat (LED). Importing this package costs little; the
+tasks and the MQTT library are loaded by run().
+"""
+import asyncio
+
+from .node import log
+
+
+class Firmware:
+    def __init__(self, cfg):
+        from mqtt_as import MQTTClient, config as mqtt_defaults
+
+        from . import board, publisher
+        from .backlog import Backlog
+        from .node import Node
+
+        self.cfg = cfg
+        self.node = Node(cfg["device"] or "fireant-" + board.unique_id())
+        self.backlog = Backlog(self.node, cfg["queue"]["size"])
+        self.sensor = board.Sensor(cfg["sensor"]["type"], cfg["sensor"]["pin"])
+        self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
+        self.client = MQTTClient(publisher.client_config(cfg, self.node.device, mqtt_defaults))
+
+    async def main(self):
+        from . import heartbeat, publisher, sampler, wifi
+        from .node import supervise
+
+        node, cfg = self.node, self.cfg
+        log("app", "%s starting: %s every %s s, queue %d" % (
+            node.device, cfg["sensor"]["type"], cfg["sensor"]["interval_s"], cfg["queue"]["size"]))
+        await asyncio.gather(
+            supervise(node, "heartbeat", heartbeat.run, node, self.led),
+            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog,
+                      int(cfg["sensor"]["interval_s"] * 1000)),
+            supervise(node, "wifi", wifi.run, node, cfg),
+            supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg),
+        )
+
+    async def stop(self):
+        """Say goodbye to the broker and switch the LED off. Bounded in time: a
+        publish abandoned mid-flight may hold mqtt_as's lock for ever."""
+        from .publisher import topic
+
+        self.led.set(False)
+        if self.node.broker_up:
+            status = topic(self.cfg["mqtt"]["status_topic"], self.node.device)
+            try:
+                await asyncio.wait_for(self.client.publish(status, "offline", True, 1), 2)
+            except Exception as e:  # TimeoutError, OSError: the will covers it
+                log("app", "could not publish offline: %r" % e)
+        try:
+            await asyncio.wait_for(self.client.disconnect(), 2)
+        except Exception:
+            self.client._close()  # the broker then publishes the will
+        log("app", "stopped: %s" % self.node.stats())
+
+
+def run(config="config.json", secrets="secrets.json"):
+    """Power-on autorun and REPL entry point. Returns to the REPL on Ctrl-C."""
+    from . import board
+    from .config import load
+
+    fw = Firmware(load(config, secrets, board.min_interval_s()))
+    try:
+        asyncio.run(fw.main())
+    except KeyboardInterrupt:
+        log("app", "Ctrl-C")
+    finally:
+        asyncio.run(fw.stop())
+        asyncio.new_event_loop()  # leave a clean loop for the REPL

@@ -1,0 +1,191 @@
+"""Settings: config.json with secrets.json merged over it, checked against SCHEMA.
+
+The same code validates on the host (deploy.py) and on the board, so a bad key is
+reported before anything is uploaded and again if someone edits the file on flash.
+Every problem raises ConfigError naming the key and the fix.
+"""
+import json
+
+REQUIRED = "<required>"
+
+# (key, kind, default, limits). Kinds: str, secret (a str never logged), int, num,
+# bool, pin (int or null), choice (limits = allowed values).
+SCHEMA = (
+    ("device", "str", "", None),
+    ("location", "str", "", None),
+    ("wifi.ssid", "str", "", None),
+    ("wifi.password", "secret", "", None),
+    ("wifi.hostname", "str", "", None),
+    ("wifi.ap_ssid", "str", "", None),
+    ("wifi.ap_password", "secret", "", None),
+    ("wifi.timeout_s", "num", 20, (1, 300)),
+    ("wifi.backoff_min_s", "num", 1, (0.1, 3600)),
+    ("wifi.backoff_max_s", "num", 60, (0.1, 3600)),
+    ("mqtt.server", "str", REQUIRED, None),
+    ("mqtt.port", "int", 0, (0, 65535)),
+    ("mqtt.user", "str", "", None),
+    ("mqtt.password", "secret", "", None),
+    ("mqtt.tls", "bool", False, None),
+    ("mqtt.ca", "str", "", None),
+    ("mqtt.keepalive_s", "int", 20, (4, 65535)),
+    ("mqtt.ping_interval_s", "int", 5, (1, 3600)),
+    ("mqtt.response_time_s", "int", 10, (1, 120)),
+    ("mqtt.topic", "str", "sensors/environmental", None),
+    ("mqtt.status_topic", "str", "fireant/{device}/status", None),
+    ("mqtt.stats_topic", "str", "fireant/{device}/stats", None),
+    ("sensor.type", "choice", "DHT22", ("DHT22", "DHT11")),
+    ("sensor.pin", "int", 5, (0, 48)),
+    ("sensor.interval_s", "num", 5, (0.001, 86400)),
+    ("led.pin", "pin", 2, (0, 48)),
+    ("led.active_low", "bool", True, None),
+    ("queue.size", "int", 64, (1, 2000)),
+)
+
+# The sensor cannot be read faster than this (datasheets); the sim board may allow less.
+MIN_INTERVAL_S = {"DHT22": 2, "DHT11": 1}
+
+_TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _fail(key, problem):
+    raise ConfigError("config: %s: %s" % (key, problem))
+
+
+def _check(key, kind, value, limits):
+    if kind in ("str", "secret"):
+        if not isinstance(value, str):
+            _fail(key, "must be a string")
+        return value
+    if kind == "bool":
+        if value is not True and value is not False:
+            _fail(key, "must be true or false")
+        return value
+    if kind == "choice":
+        if value not in limits:
+            _fail(key, "must be one of %s, got %r" % (", ".join(limits), value))
+        return value
+    if kind == "pin" and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(key, "must be a number, got %r" % (value,))
+    if kind != "num" and not isinstance(value, int):
+        _fail(key, "must be a whole number, got %r" % (value,))
+    lo, hi = limits
+    if not lo <= value <= hi:
+        _fail(key, "must be between %s and %s, got %s" % (lo, hi, value))
+    return value
+
+
+def _split(key):
+    # Keys are "name" or "section.name" (ESP8266 builds may lack str.rpartition).
+    parts = key.split(".")
+    return ("", key) if len(parts) == 1 else parts
+
+
+def _lookup(raw, key):
+    node = raw
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return REQUIRED
+        node = node[part]
+    return node
+
+
+def _known(raw, prefix=""):
+    # Unknown keys are errors: a typo ("mqtt.sever") must not silently mean "default".
+    known = [k for k, _, _, _ in SCHEMA]
+    for name, value in raw.items():
+        key = prefix + name
+        if isinstance(value, dict) and any(k.startswith(key + ".") for k in known):
+            _known(value, key + ".")
+        elif key not in known:
+            _fail(key, "unknown key (known: %s)" % ", ".join(known))
+
+
+def validate(raw, min_interval_s=None):
+    """Return the settings as nested dicts with defaults filled in, or raise ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config: the top level must be a JSON object")
+    _known(raw)
+    cfg = {}
+    for key, kind, default, limits in SCHEMA:
+        value = _lookup(raw, key)
+        if value is REQUIRED:
+            if default is REQUIRED:
+                _fail(key, "missing; it is required")
+            value = default
+        else:
+            value = _check(key, kind, value, limits)
+        section, name = _split(key)
+        (cfg.setdefault(section, {}) if section else cfg)[name] = value
+    mins = min_interval_s or MIN_INTERVAL_S
+    kind = cfg["sensor"]["type"]
+    if cfg["sensor"]["interval_s"] < mins[kind]:
+        _fail("sensor.interval_s", "a %s cannot be read more often than every %s s, got %s"
+              % (kind, mins[kind], cfg["sensor"]["interval_s"]))
+    wifi, mqtt = cfg["wifi"], cfg["mqtt"]
+    if wifi["backoff_max_s"] < wifi["backoff_min_s"]:
+        _fail("wifi.backoff_max_s", "must not be below wifi.backoff_min_s")
+    if wifi["ap_ssid"] and len(wifi["ap_password"]) < 8:
+        _fail("wifi.ap_password", "must have at least 8 characters (WPA2) when wifi.ap_ssid is set")
+    if not mqtt["server"]:
+        _fail("mqtt.server", "must not be empty")
+    if mqtt["password"] and not mqtt["user"]:
+        _fail("mqtt.user", "must be set when mqtt.password is set")
+    if mqtt["ping_interval_s"] * 2 > mqtt["keepalive_s"]:
+        _fail("mqtt.ping_interval_s", "must be at most half of mqtt.keepalive_s")
+    for key in _TOPICS:
+        topic = _lookup(cfg, key)
+        if not topic or "+" in topic or "#" in topic:
+            _fail(key, "must be a non-empty topic without wildcards (+ #)")
+    return cfg
+
+
+def merge(base, over):
+    """Deep-merge dict over into base (secrets over config); returns base."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def read_json(path, required=True):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        if required:
+            raise ConfigError("%s: not found (copy config.json from the repository and edit it)" % path)
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ConfigError("%s: not valid JSON (%s)" % (path, e))
+
+
+def load(path="config.json", secrets="secrets.json", min_interval_s=None):
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise ConfigError("%s: the top level must be a JSON object" % path)
+    extra = read_json(secrets, required=False)
+    if not isinstance(extra, dict):
+        raise ConfigError("%s: the top level must be a JSON object" % secrets)
+    return validate(merge(raw, extra), min_interval_s)
+
+
+def redacted(cfg):
+    """A copy safe to print: secrets replaced."""
+    out = {}
+    for section, value in cfg.items():
+        out[section] = dict(value) if isinstance(value, dict) else value
+    for key, kind, _, _ in SCHEMA:
+        section, name = _split(key)
+        if kind == "secret" and out.get(section, {}).get(name):
+            out[section][name] = "***"
+    return out

@@ -1,0 +1,95 @@
+"""What the tasks share: link flags, counters, the log, and the retry delay."""
+import asyncio
+import sys
+from random import getrandbits
+from time import ticks_ms
+
+# Heartbeat states, most urgent first.
+BOOTING = 0
+SENSOR_FAILING = 1
+NO_WIFI = 2
+NO_BROKER = 3
+OK = 4
+STATE_NAMES = ("booting", "sensor failing", "no wifi", "no broker", "ok")
+
+
+class Node:
+    def __init__(self, device):
+        self.device = device
+        self.booted = False  # set once the first reading or failure is in
+        self.wifi_up = False
+        self.broker_up = False
+        self.sensor_ok = True
+        self.seq = 0  # readings taken this boot
+        self.sensor_errors = 0
+        self.dropped = 0  # readings pushed out of a full queue unpublished
+        self.published = 0
+        self.wifi_drops = 0
+        self.broker_connects = 0
+        self.restarts = 0  # task crashes survived
+        self.radio = asyncio.Lock()  # held by whoever is calling connect() on the station
+        self.mqtt_owns_radio = False  # after mqtt_as's first connect it reconnects on its own
+        self.restart_ms = 5000  # pause before a crashed task is restarted
+
+    def state(self):
+        if not self.booted:
+            return BOOTING
+        if not self.sensor_ok:
+            return SENSOR_FAILING
+        if not self.wifi_up:
+            return NO_WIFI
+        if not self.broker_up:
+            return NO_BROKER
+        return OK
+
+    def stats(self):
+        return {
+            "device": self.device,
+            "uptime_ms": ticks_ms(),
+            "seq": self.seq,
+            "published": self.published,
+            "dropped": self.dropped,
+            "sensor_errors": self.sensor_errors,
+            "wifi_drops": self.wifi_drops,
+            "broker_connects": self.broker_connects,
+            "restarts": self.restarts,
+            "state": STATE_NAMES[self.state()],
+        }
+
+
+def log(tag, msg):
+    print("[%9d] %s: %s" % (ticks_ms(), tag, msg))
+
+
+def log_exception(tag, e):
+    log(tag, "%s: %s" % (type(e).__name__, e))
+    sys.print_exception(e)
+
+
+if hasattr(asyncio, "sleep_ms"):
+    sleep_ms = asyncio.sleep_ms
+else:  # CPython (tests)
+    def sleep_ms(ms):
+        return asyncio.sleep(ms / 1000)
+
+
+def backoff_ms(attempt, lo_ms, hi_ms):
+    """Capped exponential backoff with jitter in [d/2, d]: nodes that lost the
+    same access point do not all come back in the same instant."""
+    d = lo_ms << min(attempt, 16)
+    d = min(d, hi_ms)
+    return d // 2 + (getrandbits(16) * (d // 2)) // 65536
+
+
+async def supervise(node, name, fn, *args):
+    """Run fn(*args) forever: a crash is logged and the task restarted after a
+    pause, so no task is ever silently dead. Cancellation passes through."""
+    while True:
+        try:
+            await fn(*args)
+            log(name, "returned; restarting")
+        except Exception as e:  # CancelledError and KeyboardInterrupt are not Exceptions
+            node.restarts += 1
+            log_exception(name, e)
+            log(name, "crashed; restarting in %d ms" % node.restart_ms)
+        await sleep_ms(node.restart_ms)

@@ -1,0 +1,128 @@
+"""MQTT publisher on mqtt_as: drains the backlog in order, QoS 1.
+
+mqtt_as contracts this module is built around:
+- the first connect() raises OSError on failure and is ours to retry; after it
+  succeeds, mqtt_as reconnects Wi-Fi and broker itself, forever;
+- publish() waits out an outage and returns only once the broker has the message
+  (PUBACK for QoS 1), so a reading leaves the backlog only after it returns;
+- cancelling a publish mid-flight can corrupt the session, so nothing here is
+  ever cancelled while publishing except at shutdown.
+"""
+import asyncio
+import json
+
+from . import board, dns
+from .node import backoff_ms, log, sleep_ms
+
+# CONNACK return codes (MQTT 3.1.1, 3.2.2.3): what a refusal means to a person.
+_REFUSALS = {1: "protocol version refused", 2: "client id rejected", 3: "broker unavailable",
+             4: "bad user name or password", 5: "not authorised"}
+
+
+def client_config(cfg, device, defaults):
+    """mqtt_as config dict from our settings; defaults is mqtt_as.config."""
+    m = cfg["mqtt"]
+    c = dict(defaults)
+    c["client_id"] = device.encode()
+    c["server"] = m["server"]
+    c["port"] = m["port"]
+    c["user"] = m["user"]
+    c["password"] = m["password"]
+    c["keepalive"] = m["keepalive_s"]
+    c["ping_interval"] = m["ping_interval_s"]
+    c["response_time"] = m["response_time_s"]
+    c["will"] = (topic(m["status_topic"], device), "offline", True, 1)
+    c["ssid"] = cfg["wifi"]["ssid"]
+    c["wifi_pw"] = cfg["wifi"]["password"]
+    c["queue_len"] = 1  # event interface: client.up / client.down
+    c["ssl"] = m["tls"]
+    if m["tls"]:
+        # do_handshake=False: the handshake then runs inside mqtt_as's non-blocking
+        # reads and writes instead of blocking the loop in wrap_socket().
+        params = {"server_hostname": m["server"], "do_handshake": False}
+        if m["ca"]:
+            import ssl
+
+            with open(m["ca"], "rb") as f:
+                params["cadata"] = f.read()
+            params["cert_reqs"] = ssl.CERT_REQUIRED
+        c["ssl_params"] = params
+    return c
+
+
+def topic(template, device):
+    return template.replace("{device}", device)
+
+
+def payload(device, location, reading):
+    seq, uptime_ms, t, h = reading
+    return json.dumps({
+        "device": device,
+        "location": location,
+        "seq": seq,
+        "uptime_ms": uptime_ms,
+        "temperature_C": round(t, 1),
+        "temperature_F": round(t * 1.8 + 32, 1),
+        "humidity": round(h, 1),
+    })
+
+
+def _reason(e):
+    text = str(e)
+    for code, meaning in _REFUSALS.items():
+        if text.endswith("0x%x" % code):
+            return "%s (%s)" % (meaning, text)
+    return text
+
+
+async def _first_connect(node, client, cfg):
+    # The only caller of client.connect(). The name is resolved without blocking
+    # (see dns.py) and mqtt_as is given the address.
+    wifi, server = cfg["wifi"], cfg["mqtt"]["server"]
+    lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
+    attempt = 0
+    while True:
+        while not node.wifi_up:
+            await sleep_ms(250)
+        try:
+            client.server = await dns.resolve(server, board.dns_server())
+            async with node.radio:
+                await client.connect(quick=True)  # the link is already up: skip the 5 s check
+            node.mqtt_owns_radio = True
+            return
+        except OSError as e:
+            delay = backoff_ms(attempt, lo, hi)
+            attempt += 1
+            log("mqtt", "cannot connect to %s: %s; retry in %d ms" % (server, _reason(e), delay))
+        await sleep_ms(delay)
+
+
+async def _follow(node, client, backlog, status, stats):
+    while True:
+        await client.up.wait()
+        client.up.clear()
+        node.broker_up = True
+        node.broker_connects += 1
+        log("mqtt", "connected; %d readings queued, %d dropped so far" % (len(backlog), node.dropped))
+        await client.publish(status, "online", True, 1)
+        await client.publish(stats, json.dumps(node.stats()), True, 1)
+        await client.down.wait()
+        client.down.clear()
+        node.broker_up = False
+        log("mqtt", "connection lost; readings wait in the queue")
+
+
+async def run(node, client, backlog, cfg):
+    m = cfg["mqtt"]
+    if not node.mqtt_owns_radio:  # a restarted publisher must not connect twice
+        await _first_connect(node, client, cfg)
+    follow = asyncio.create_task(_follow(
+        node, client, backlog, topic(m["status_topic"], node.device), topic(m["stats_topic"], node.device)))
+    try:
+        while True:
+            reading = await backlog.oldest()
+            await client.publish(m["topic"], payload(node.device, cfg["location"], reading), False, 1)
+            backlog.done(reading)
+            node.published += 1
+    finally:
+        follow.cancel()

@@ -1,0 +1,39 @@
+"""Give CPython the MicroPython extensions app/ relies on (tests and sim runs).
+
+Import once before app: adds time.ticks_ms/ticks_add/ticks_diff (30-bit wrap, as
+on the board), asyncio.sleep_ms and sys.print_exception.
+"""
+import asyncio
+import sys
+import time
+import traceback
+
+_PERIOD = 1 << 30
+_HALF = _PERIOD // 2
+_t0 = time.monotonic()
+
+
+def ticks_ms():
+    return int((time.monotonic() - _t0) * 1000) % _PERIOD
+
+
+def ticks_add(t, delta):
+    return (t + delta) % _PERIOD
+
+
+def ticks_diff(a, b):
+    return ((a - b + _HALF) % _PERIOD) - _HALF
+
+
+def sleep_ms(ms):
+    return asyncio.sleep(ms / 1000)
+
+
+def print_exception(e, file=None):
+    traceback.print_exception(type(e), e, e.__traceback__, file=file)
+
+
+if sys.implementation.name != "micropython":
+    time.ticks_ms, time.ticks_add, time.ticks_diff = ticks_ms, ticks_add, ticks_diff
+    asyncio.sleep_ms = sleep_ms
+    sys.print_exception = print_exception

@@ -1,0 +1,71 @@
+"""Shared state of the simulated board: the radio medium and the sensor's script.
+
+Tests set it in-process with set(); another process steers it through a JSON file
+named by FIREANT_SIM_CONTROL, e.g. {"link": false} to drop the Wi-Fi, or
+{"dht": "fail"} to unplug the sensor. Works under CPython and MicroPython.
+"""
+import json
+import os
+import time
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython without sim.hostpy: plain milliseconds are enough here
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+STATE = {
+    "link": True,  # the access point is reachable
+    "wifi_password": None,  # when set, a join with another password fails
+    "join_ms": 200,  # association + DHCP time
+    "dht": "ok",  # ok | fail (no answer) | garbage (out-of-range values)
+    "temperature": 21.5,
+    "humidity": 45.0,
+    "broker": True,  # for the in-memory broker stand-in
+}
+_path = os.getenv("FIREANT_SIM_CONTROL")
+_mtime = None
+_checked = None
+_link_since = 0  # ticks when the medium last came up
+
+
+def _poll():
+    global _mtime, _checked
+    now = ticks_ms()
+    if _path is None or (_checked is not None and ticks_diff(now, _checked) < 50):
+        return
+    _checked = now
+    try:
+        mtime = os.stat(_path)[8]
+    except OSError:
+        return
+    if mtime != _mtime:
+        try:
+            with open(_path) as f:
+                update = json.loads(f.read())
+        except (OSError, ValueError):
+            return  # caught mid-write; next poll
+        _mtime = mtime
+        set(**update)
+
+
+def set(**changes):
+    global _link_since
+    if changes.get("link") and not STATE["link"]:
+        _link_since = ticks_ms()
+    STATE.update(changes)
+
+
+def get(key):
+    _poll()
+    return STATE[key]
+
+
+def link_up_for_ms():
+    """How long the medium has been up, or -1 while it is down."""
+    if not get("link"):
+        return -1
+    return ticks_diff(ticks_ms(), _link_since)

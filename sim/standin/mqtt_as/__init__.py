@@ -1,0 +1,261 @@
+"""Host stand-in for Peter Hinch's mqtt_as, written for fireant from its documented
+contract (the board runs the real library, installed by deploy.py with mip).
+
+What it honours, because app/ relies on it:
+- MQTTClient(config) with the upstream config keys and defaults; ValueError
+  without a server; the event interface (up/down Events) when queue_len > 0;
+- connect(quick=False): the first call joins Wi-Fi (WLAN.connect, up to 60 s),
+  checks the link for 5 s unless quick, resolves the server with a blocking
+  getaddrinfo, connects, and raises OSError on any failure. After it succeeds
+  the client reconnects Wi-Fi and broker on its own, for ever;
+- isconnected() notices a dropped station link and starts the reconnection;
+- keepalive: a broker that has sent nothing for four ping intervals is dead;
+- publish(topic, msg, retain=False, qos=0) waits until connected and returns
+  once the broker has the message (PUBACK for QoS 1); on a failure it
+  reconnects and publishes again, so QoS 1 may deliver twice;
+- the last will is left to the broker when the link dies; disconnect() is a
+  clean goodbye; close() also switches the station off.
+
+The wire is a transport: under CPython real MQTT via paho-mqtt (_paho.py), under
+the MicroPython unix port an in-memory broker (_memory.py). MQTT_TRANSPORT
+chooses explicitly ("paho" or "memory").
+"""
+import asyncio
+import socket
+import sys
+from binascii import hexlify
+from time import ticks_diff, ticks_ms
+
+import network
+from machine import unique_id
+
+VERSION = (0, 8, 3)  # the upstream release whose contract this follows
+MQTT_TRANSPORT = None
+
+
+async def _nothing(*_):
+    await asyncio.sleep(0)
+
+
+config = {
+    "client_id": hexlify(unique_id()),
+    "server": None,
+    "port": 0,
+    "user": "",
+    "password": "",
+    "keepalive": 60,
+    "ping_interval": 0,
+    "ssl": False,
+    "ssl_params": {},
+    "response_time": 10,
+    "clean_init": True,
+    "clean": True,
+    "max_repubs": 4,
+    "will": None,
+    "subs_cb": lambda *_: None,
+    "wifi_coro": _nothing,
+    "connect_coro": _nothing,
+    "ssid": None,
+    "wifi_pw": None,
+    "queue_len": 0,
+    "gateway": False,
+    "mqttv5": False,
+    "mqttv5_con_props": None,
+}
+
+
+class MQTTException(Exception):
+    pass
+
+
+def _transport(name):
+    if name is None:
+        name = "memory" if sys.implementation.name == "micropython" else "paho"
+    if name == "memory":
+        from . import _memory as t
+    else:
+        from . import _paho as t
+    return t.Transport
+
+
+def _sleep_ms(ms):
+    return asyncio.sleep(ms / 1000)
+
+
+class MQTTClient:
+    def __init__(self, config):
+        if config["server"] is None:
+            raise ValueError("no server specified.")
+        if config["keepalive"] >= 65536:
+            raise ValueError("invalid keepalive time")
+        self._c = config
+        self.server = config["server"]
+        self.port = config["port"] or (8883 if config["ssl"] else 1883)
+        self._events = config["queue_len"] > 0
+        if self._events:
+            self.up = asyncio.Event()
+            self.down = asyncio.Event()
+        keepalive_ms = 1000 * config["keepalive"]
+        self._ping_interval = keepalive_ms // 4 if keepalive_ms else 20000
+        p = config["ping_interval"] * 1000
+        if p and p < self._ping_interval:
+            self._ping_interval = p
+        self._response_ms = config["response_time"] * 1000
+        self._sta_if = network.WLAN(network.STA_IF)
+        self._sta_if.active(True)
+        self._wire = _transport(MQTT_TRANSPORT)(self)
+        self._addr = None
+        self._isconnected = False
+        self._in_connect = False
+        self._has_connected = False
+        self._tasks = []
+        self.last_rx = ticks_ms()
+        self.REPUB_COUNT = 0
+
+    # -- Wi-Fi, as upstream's wifi_connect() for non-ESP8266 ports
+    async def wifi_connect(self, quick=False):
+        s = self._sta_if
+        s.active(True)
+        s.connect(self._c["ssid"], self._c["wifi_pw"])
+        for _ in range(60):
+            await asyncio.sleep(1)
+            if s.isconnected():
+                break
+        else:
+            s.disconnect()
+            await asyncio.sleep(1)
+        if not s.isconnected():
+            raise OSError("Wi-Fi connect timed out")
+        if not quick:
+            for _ in range(5):
+                if not s.isconnected():
+                    raise OSError("Connection Unstable")
+                await asyncio.sleep(1)
+
+    async def connect(self, *, quick=False):
+        if not self._has_connected:
+            await self.wifi_connect(quick)
+            self._addr = socket.getaddrinfo(self.server, self.port)[0][-1]  # blocks, as upstream
+        self._in_connect = True
+        try:
+            await self._wire.connect(self._addr, self._c, self._c["clean"] or not self._has_connected)
+        except Exception:
+            self._wire.close(False)
+            self._in_connect = False
+            raise
+        self.last_rx = ticks_ms()
+        self._isconnected = True
+        self._in_connect = False
+        if not self._events:
+            asyncio.create_task(self._c["wifi_coro"](True))
+        if not self._has_connected:
+            self._has_connected = True
+            asyncio.create_task(self._keep_connected())
+        self._tasks.append(asyncio.create_task(self._keep_alive()))
+        if self._events:
+            self.up.set()
+        else:
+            asyncio.create_task(self._c["connect_coro"](self))
+
+    def isconnected(self):
+        if self._in_connect:
+            return True
+        if self._isconnected and not (self._sta_if.isconnected() and self._wire.alive()):
+            self._reconnect()
+        return self._isconnected
+
+    def _reconnect(self):
+        if self._isconnected:
+            self._isconnected = False
+            for t in self._tasks:
+                t.cancel()
+            self._tasks.clear()
+            self._wire.close(False)  # as a lost link: the broker sends the will
+            if self._events:
+                self.down.set()
+            else:
+                asyncio.create_task(self._c["wifi_coro"](False))
+
+    async def _keep_alive(self):
+        while self.isconnected():
+            if ticks_diff(ticks_ms(), self.last_rx) // self._ping_interval >= 4:
+                break  # broker silent for four ping intervals: half-open link
+            await _sleep_ms(self._ping_interval)
+            try:
+                self._wire.ping()
+            except OSError:
+                break
+        self._reconnect()
+
+    async def _keep_connected(self):
+        while self._has_connected:
+            if self.isconnected():
+                await asyncio.sleep(1)
+                continue
+            try:
+                self._sta_if.disconnect()
+            except OSError:
+                pass
+            await asyncio.sleep(1)
+            try:
+                await self.wifi_connect()
+            except OSError:
+                continue
+            if not self._has_connected:
+                break
+            try:
+                await self.connect()
+            except OSError:
+                self._wire.close(False)
+                self._in_connect = False
+                self._isconnected = False
+
+    async def _connection(self):
+        while not self._isconnected:
+            await asyncio.sleep(1)
+
+    async def publish(self, topic, msg, retain=False, qos=0, properties=None):
+        if qos not in (0, 1):
+            raise ValueError("Only qos 0 and 1 are supported.")
+        while True:
+            await self._connection()
+            try:
+                return await self._wire.publish(topic, msg, retain, qos, self._response_ms,
+                                                self._c["max_repubs"])
+            except OSError:
+                pass
+            self._reconnect()
+
+    async def broker_up(self):
+        if not self.isconnected():
+            return False
+        t = self.last_rx
+        if ticks_diff(ticks_ms(), t) < 1000:
+            return True
+        try:
+            self._wire.ping()
+        except OSError:
+            return False
+        t0 = ticks_ms()
+        while ticks_diff(ticks_ms(), t0) < self._response_ms:
+            await _sleep_ms(100)
+            if ticks_diff(self.last_rx, t) > 0:
+                return True
+        return False
+
+    async def disconnect(self):
+        for t in self._tasks:
+            t.cancel()
+        self._tasks.clear()
+        await asyncio.sleep(0)
+        self._wire.close(True)
+        self._isconnected = False
+        self._has_connected = False
+
+    def close(self):
+        self._wire.close(False)
+        try:
+            self._sta_if.disconnect()
+        except OSError:
+            pass
+        self._sta_if.active(False)

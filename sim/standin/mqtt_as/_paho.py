@@ -1,0 +1,166 @@
+"""Real MQTT for the CPython stand-in, through paho-mqtt.
+
+paho runs in a thread of its own per connection (its blocking connect and TLS
+handshake must not stall the test's event loop, as the real mqtt_as's
+non-blocking socket does not); results come back through call_soon_threadsafe.
+paho never reconnects by itself: reconnection is the stand-in's job, as in mqtt_as.
+
+Keepalive: mqtt_as pings every ping interval and gives up after four silent
+intervals. paho has no public ping, so it is given keepalive = 2 ping intervals:
+it pings after that much silence and drops the link after as much again with no
+answer, the same four-interval bound (the broker is told that keepalive too).
+"""
+import asyncio
+import errno
+import socket
+import ssl
+import threading
+from time import ticks_ms
+
+import paho.mqtt.client as paho
+
+# paho 2 reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason codes; mqtt_as reports
+# the 3.1.1 code ("CONNACK reason code 0x5").
+_V311 = {0x84: 1, 0x85: 2, 0x88: 3, 0x86: 4, 0x87: 5}
+
+
+class _TLS(ssl.SSLContext):
+    """Verifies the certificate against server_hostname although paho dials the
+    address (the app resolves the name itself, as it does for mqtt_as)."""
+    hostname = None
+
+    def wrap_socket(self, sock, server_hostname=None, **kwargs):
+        return super().wrap_socket(sock, server_hostname=self.hostname or server_hostname, **kwargs)
+
+
+def _tls_context(params):
+    # MicroPython ssl_params -> CPython context: cadata + cert_reqs verify, else not.
+    ctx = _TLS(ssl.PROTOCOL_TLS_CLIENT)
+    cadata = params.get("cadata")
+    if cadata and params.get("cert_reqs") == ssl.CERT_REQUIRED:
+        ctx.load_verify_locations(cadata=cadata.decode() if isinstance(cadata, bytes) else cadata)
+        ctx.hostname = params.get("server_hostname")
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Transport:
+    def __init__(self, client):
+        self._client = client
+        self._paho = None
+        self._up = False
+        self._acked = set()
+        self._ack_evt = None
+
+    def _rx(self):
+        self._client.last_rx = ticks_ms()
+
+    async def connect(self, addr, cfg, clean):
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._ack_evt = asyncio.Event()
+        self._acked = set()
+        ping_s = max(1, self._client._ping_interval // 1000)
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=cfg["client_id"].decode(),
+                        clean_session=clean, protocol=paho.MQTTv311, reconnect_on_failure=False)
+        if cfg["user"]:
+            c.username_pw_set(cfg["user"], cfg["password"] or None)
+        if cfg["will"]:
+            topic, msg, retain, qos = (list(cfg["will"]) + [False, 0])[:4]
+            c.will_set(topic, msg, qos, retain)
+        if cfg["ssl"]:
+            c.tls_set_context(_tls_context(cfg["ssl_params"]))
+        settle = lambda fn, *a: loop.call_soon_threadsafe(lambda: done.done() or fn(*a))
+
+        def on_connect(_c, _u, _flags, rc, _props):
+            self._rx_threadsafe(loop)
+            if rc.is_failure:
+                code = _V311.get(rc.value, rc.value)
+                settle(done.set_exception, OSError(-1, "CONNACK reason code 0x%x" % code))
+            else:
+                settle(done.set_result, True)
+
+        def on_publish(_c, _u, mid, _rc, _props):
+            self._rx_threadsafe(loop)
+            loop.call_soon_threadsafe(self._ack, mid)
+
+        def on_disconnect(*_):
+            loop.call_soon_threadsafe(self._lost)
+            settle(done.set_exception, OSError(-1, "Connection closed by host"))
+
+        c.on_connect, c.on_publish, c.on_disconnect = on_connect, on_publish, on_disconnect
+        c.on_message = lambda *_: self._rx_threadsafe(loop)
+        def run():
+            try:
+                c.connect(addr[0], addr[1], keepalive=2 * ping_s)
+            except (OSError, ssl.SSLError) as e:
+                settle(done.set_exception, OSError(getattr(e, "errno", None) or errno.ECONNREFUSED, str(e)))
+                return
+            c.loop_forever(timeout=0.1)
+
+        self._paho = c
+        threading.Thread(target=run, daemon=True, name="paho").start()
+        try:
+            await asyncio.wait_for(done, self._client._response_ms / 1000)
+        except asyncio.TimeoutError:
+            raise OSError(-1, "Timeout on socket read")
+        self._up = True
+
+    def _rx_threadsafe(self, loop):
+        loop.call_soon_threadsafe(self._rx)
+
+    def _ack(self, mid):
+        self._acked.add(mid)
+        self._ack_evt.set()
+
+    def _lost(self):
+        self._up = False
+        self._ack_evt.set()
+
+    def alive(self):
+        return self._up
+
+    def ping(self):
+        if not self._up:
+            raise OSError(-1, "not connected")
+        # paho pings by itself on silence (see the module note)
+
+    async def publish(self, topic, msg, retain, qos, response_ms, max_repubs):
+        if not self._up:
+            raise OSError(-1, "not connected")
+        info = self._paho.publish(topic, msg, qos, retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise OSError(-1, "publish failed: %s" % paho.error_string(info.rc))
+        if qos == 0:
+            return
+        # upstream republishes up to max_repubs times, response_ms apart, then fails
+        deadline = asyncio.get_running_loop().time() + response_ms * (max_repubs + 1) / 1000
+        while info.mid not in self._acked:
+            if not self._up:
+                raise OSError(-1, "connection lost awaiting PUBACK")
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise OSError(-1, "no PUBACK")
+            self._ack_evt.clear()
+            try:
+                await asyncio.wait_for(self._ack_evt.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        self._acked.discard(info.mid)
+
+    def close(self, graceful):
+        c, self._paho, self._up = self._paho, None, False
+        if c is None:
+            return
+        if graceful:
+            c.disconnect()  # DISCONNECT: the broker discards the will
+            return
+        sock = c.socket()
+        if sock is not None:  # drop the TCP connection unannounced, as a lost link does
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        c.disconnect()
