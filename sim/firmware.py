@@ -1,0 +1,65 @@
+"""Run app/ in-process under CPython on the sim board (tests, benchmark, deploy.py sim)."""
+import asyncio
+import contextlib
+
+from sim import paths
+
+paths.use_sim_cpython()
+
+import dht  # noqa: E402
+import network  # noqa: E402
+import simboard  # noqa: E402
+
+import app  # noqa: E402
+from app import config  # noqa: E402
+
+SIM_DEFAULTS = dict(simboard.STATE)
+
+
+def sim_config(broker=None, **sections):
+    """A raw config for the sim board; sections override keys per section,
+    e.g. sim_config(broker, sensor={"interval_s": 0.1})."""
+    raw = {
+        "device": "sim-node",
+        "location": "test bench",
+        "wifi": {"ssid": "simnet", "password": "wifi-pass", "backoff_min_s": 0.2, "backoff_max_s": 2,
+                 "timeout_s": 3},
+        "mqtt": {"server": "127.0.0.1", "port": broker.port if broker else 1883,
+                 "user": "fireant", "password": "sensor-pass", "keepalive_s": 8, "ping_interval_s": 2,
+                 "response_time_s": 3},
+        "sensor": {"type": "DHT22", "pin": 5, "interval_s": 0.2},
+        "led": {"pin": 2, "active_low": True},
+        "queue": {"size": 64},
+    }
+    for name, values in sections.items():
+        if isinstance(values, dict):
+            raw.setdefault(name, {}).update(values)
+        else:
+            raw[name] = values
+    return raw
+
+
+def reset_board():
+    """Fresh board between runs: medium up, sensor fine, radio state forgotten."""
+    simboard.STATE.clear()
+    simboard.STATE.update(SIM_DEFAULTS)
+    network._interfaces.clear()
+    del network.calls[:]
+    network.DNS_PORT = 53
+    dht.reads = 0
+
+
+@contextlib.asynccontextmanager
+async def running(raw):
+    """Start the firmware with raw settings; on exit stop it as Ctrl-C would."""
+    import app.board
+
+    fw = app.Firmware(config.validate(raw, app.board.min_interval_s()))
+    task = asyncio.create_task(fw.main())
+    try:
+        yield fw
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await fw.stop()
