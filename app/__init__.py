@@ -62,10 +62,22 @@ class Firmware:
 
 def run(config="config.json", secrets="secrets.json"):
     """Power-on autorun and REPL entry point. Returns to the REPL on Ctrl-C."""
-    from . import board
-    from .config import load
+    import gc
+    import sys
 
-    fw = Firmware(load(config, secrets, board.min_interval_s()))
+    from . import board
+    from .config import ConfigError, load
+
+    try:
+        cfg = load(config, secrets, board.min_interval_s())
+    except ConfigError as e:
+        print(e)
+        return
+    # The validator is done: give its RAM (~8 KB on the unix port) to the tasks.
+    sys.modules.pop("app.config", None)
+    globals().pop("config", None)
+    gc.collect()
+    fw = Firmware(cfg)
     try:
         asyncio.run(fw.main())
     except KeyboardInterrupt:

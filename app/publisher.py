@@ -55,15 +55,15 @@ def topic(template, device):
 
 
 def payload(device, location, reading):
-    seq, uptime_ms, t, h = reading
+    seq, uptime_ms, t10, h10 = reading  # tenths of a degree C and of a percent
     return json.dumps({
         "device": device,
         "location": location,
         "seq": seq,
         "uptime_ms": uptime_ms,
-        "temperature_C": round(t, 1),
-        "temperature_F": round(t * 1.8 + 32, 1),
-        "humidity": round(h, 1),
+        "temperature_C": t10 / 10,
+        "temperature_F": round(t10 * 0.18 + 32, 1),
+        "humidity": h10 / 10,
     })
 
 

@@ -52,7 +52,6 @@ class Transport:
         self._paho = None
         self._up = False
         self._acked = set()
-        self._ack_evt = None
 
     def _rx(self):
         self._client.last_rx = ticks_ms()
@@ -60,7 +59,6 @@ class Transport:
     async def connect(self, addr, cfg, clean):
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._ack_evt = asyncio.Event()
         self._acked = set()
         ping_s = max(1, self._client._ping_interval // 1000)
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=cfg["client_id"].decode(),
@@ -113,11 +111,9 @@ class Transport:
 
     def _ack(self, mid):
         self._acked.add(mid)
-        self._ack_evt.set()
 
     def _lost(self):
         self._up = False
-        self._ack_evt.set()
 
     def alive(self):
         return self._up
@@ -135,19 +131,16 @@ class Transport:
             raise OSError(-1, "publish failed: %s" % paho.error_string(info.rc))
         if qos == 0:
             return
-        # upstream republishes up to max_repubs times, response_ms apart, then fails
-        deadline = asyncio.get_running_loop().time() + response_ms * (max_repubs + 1) / 1000
+        # Upstream polls for the PUBACK every 100 ms, and after response_ms
+        # republishes, up to max_repubs times, before failing: same pace here.
+        waited = 0
         while info.mid not in self._acked:
             if not self._up:
                 raise OSError(-1, "connection lost awaiting PUBACK")
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
+            if waited >= response_ms * (max_repubs + 1):
                 raise OSError(-1, "no PUBACK")
-            self._ack_evt.clear()
-            try:
-                await asyncio.wait_for(self._ack_evt.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+            await asyncio.sleep(0.1)
+            waited += 100
         self._acked.discard(info.mid)
 
     def close(self, graceful):
