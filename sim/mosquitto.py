@@ -55,7 +55,7 @@ def make_certs(d, names=("localhost", "broker.test")):
 
 class Mosquitto:
     def __init__(self, tls=False, users=None, workdir=None):
-        if not shutil.which("mosquitto"):
+        if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
         self.dir = workdir or tempfile.mkdtemp(prefix="fireant-broker-")
         self.users = users or {USER: PASSWORD}
@@ -88,7 +88,8 @@ class Mosquitto:
             f.write("\n".join(lines) + "\n")
 
     def start(self):
-        self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=subprocess.DEVNULL,
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         try:
             _wait_port(self.port)
