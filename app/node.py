@@ -24,7 +24,7 @@ class Node:
         self.sensor_errors = 0
         self.dropped = 0  # readings pushed out of a full queue unpublished
         self.published = 0
-        self.wifi_drops = 0
+        self.wifi_drops = 0  # link-down transitions seen (mqtt_as's own re-join cycle included)
         self.broker_connects = 0
         self.restarts = 0  # task crashes survived
         self.radio = asyncio.Lock()  # held by whoever is calling connect() on the station

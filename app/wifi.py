@@ -39,6 +39,9 @@ async def run(node, cfg):
     lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
     attempt = 0
     while True:
+        if node.radio.locked():  # a connect() in progress owns the link state
+            await sleep_ms(_POLL_MS)
+            continue
         up = sta.isconnected()
         if up != node.wifi_up:
             node.wifi_up = up

@@ -152,6 +152,7 @@ class MQTTClient:
             self._has_connected = True
             asyncio.create_task(self._keep_connected())
         self._tasks.append(asyncio.create_task(self._keep_alive()))
+        self._tasks.append(asyncio.create_task(self._watch()))
         if self._events:
             self.up.set()
         else:
@@ -175,6 +176,12 @@ class MQTTClient:
                 self.down.set()
             else:
                 asyncio.create_task(self._c["wifi_coro"](False))
+
+    async def _watch(self):
+        # Upstream's message loop calls isconnected() every few ms, so a dropped
+        # station link is noticed at once; this does the same without messages.
+        while self.isconnected():
+            await _sleep_ms(20)
 
     async def _keep_alive(self):
         while self.isconnected():

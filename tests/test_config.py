@@ -1,0 +1,95 @@
+import json
+
+import pytest
+
+from app import config
+from app.config import ConfigError
+
+MINIMAL = {"wifi": {"ssid": "home"}, "mqtt": {"server": "192.168.1.10"}}
+
+
+def write(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(p)
+
+
+def test_defaults_fill_a_minimal_config():
+    cfg = config.validate(json.loads(json.dumps(MINIMAL)))
+    assert cfg["mqtt"]["topic"] == "sensors/environmental"
+    assert cfg["mqtt"]["keepalive_s"] == 20 and cfg["mqtt"]["ping_interval_s"] == 5
+    assert cfg["sensor"] == {"type": "DHT22", "pin": 5, "interval_s": 5}
+    assert cfg["led"] == {"pin": 2, "active_low": True}
+
+
+def test_repository_config_json_is_valid():
+    cfg = config.load("config.json", "no-secrets-here.json")
+    assert cfg["mqtt"]["status_topic"] == "fireant/{device}/status"
+
+
+@pytest.mark.parametrize("raw, key, words", [
+    ({"wifi": {"ssid": "x"}}, "mqtt.server", "required"),
+    ({"mqtt": {"server": ""}}, "mqtt.server", "empty"),
+    ({"mqtt": {"server": "b", "port": "1883"}}, "mqtt.port", "number"),
+    ({"mqtt": {"server": "b", "port": 70000}}, "mqtt.port", "between 0 and 65535"),
+    ({"mqtt": {"server": "b", "tls": "yes"}}, "mqtt.tls", "true or false"),
+    ({"mqtt": {"server": "b"}, "sensor": {"pin": 4.5}}, "sensor.pin", "whole number"),
+    ({"mqtt": {"server": "b"}, "sensor": {"type": "DHT21"}}, "sensor.type", "DHT22, DHT11"),
+    ({"mqtt": {"server": "b"}, "sensor": {"interval_s": 1}}, "sensor.interval_s", "every 2 s"),
+    ({"mqtt": {"server": "b"}, "sensor": {"type": "DHT11", "interval_s": 0.5}}, "sensor.interval_s", "every 1 s"),
+    ({"mqtt": {"server": "b", "sever": "x"}}, "mqtt.sever", "unknown key"),
+    ({"mqtt": {"server": "b"}, "queue": {"size": 0}}, "queue.size", "between"),
+    ({"mqtt": {"server": "b", "topic": "sensors/#"}}, "mqtt.topic", "wildcards"),
+    ({"mqtt": {"server": "b", "password": "p"}}, "mqtt.user", "must be set"),
+    ({"mqtt": {"server": "b", "keepalive_s": 10, "ping_interval_s": 8}}, "mqtt.ping_interval_s", "half"),
+    ({"mqtt": {"server": "b"}, "wifi": {"ap_ssid": "fireant", "ap_password": "short"}}, "wifi.ap_password", "8"),
+    ({"mqtt": {"server": "b"}, "wifi": {"backoff_min_s": 10, "backoff_max_s": 5}}, "wifi.backoff_max_s", "below"),
+    ({"mqtt": {"server": "b"}, "led": {"pin": True}}, "led.pin", "number"),
+    ([1, 2], "top level", "JSON object"),
+])
+def test_bad_config_names_the_key_and_the_problem(raw, key, words):
+    with pytest.raises(ConfigError) as e:
+        config.validate(raw)
+    message = str(e.value)
+    assert key in message and words in message
+    assert "\n" not in message  # one clear line
+
+
+def test_led_pin_may_be_null_to_disable_the_led():
+    assert config.validate({"mqtt": {"server": "b"}, "led": {"pin": None}})["led"]["pin"] is None
+
+
+def test_the_board_may_lower_the_sensor_floor():
+    raw = {"mqtt": {"server": "b"}, "sensor": {"interval_s": 0.1}}
+    assert config.validate(raw, {"DHT22": 0.05, "DHT11": 0.05})["sensor"]["interval_s"] == 0.1
+
+
+def test_malformed_json_is_one_clear_error(tmp_path):
+    path = write(tmp_path, "config.json", '{"mqtt": {"server": "b",}}')
+    with pytest.raises(ConfigError, match=r"config.json: not valid JSON"):
+        config.load(path, str(tmp_path / "none.json"))
+
+
+def test_missing_config_file_says_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        config.load(str(tmp_path / "config.json"), str(tmp_path / "secrets.json"))
+
+
+def test_secrets_merge_over_config_and_are_validated_too(tmp_path):
+    path = write(tmp_path, "config.json", {"mqtt": {"server": "b", "user": "u"}, "wifi": {"ssid": "home"}})
+    secrets = write(tmp_path, "secrets.json", {"mqtt": {"password": "s3cret"}, "wifi": {"password": "w1fi"}})
+    cfg = config.load(path, secrets)
+    assert cfg["mqtt"]["password"] == "s3cret" and cfg["mqtt"]["server"] == "b"
+    assert cfg["wifi"]["password"] == "w1fi"
+    bad = write(tmp_path, "bad.json", {"mqtt": {"passwrd": "x"}})
+    with pytest.raises(ConfigError, match="mqtt.passwrd: unknown key"):
+        config.load(path, bad)
+
+
+def test_redacted_hides_every_secret_and_nothing_else():
+    cfg = config.validate({"mqtt": {"server": "b", "user": "u", "password": "s3cret"},
+                           "wifi": {"ssid": "home", "password": "w1fi"}})
+    shown = json.dumps(config.redacted(cfg))
+    assert "s3cret" not in shown and "w1fi" not in shown
+    assert '"user": "u"' in shown and '"ssid": "home"' in shown
+    assert cfg["mqtt"]["password"] == "s3cret"  # the original is untouched

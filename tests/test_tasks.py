@@ -1,0 +1,371 @@
+"""Each task alone on the sim board, with its failure paths. No broker needed:
+where MQTT is involved the stand-in's in-memory broker is used."""
+import asyncio
+import contextlib
+import inspect
+import json
+from time import ticks_diff
+
+import machine
+import mqtt_as
+import network
+import pytest
+import simboard
+from mqtt_as import _memory
+
+from app import board, heartbeat, node as node_mod, publisher, sampler, wifi
+from app.backlog import Backlog
+from app.config import validate
+from app.node import Node, backoff_ms, supervise
+from sim.firmware import running, sim_config
+
+
+@pytest.fixture
+def memory_broker(monkeypatch):
+    monkeypatch.setattr(mqtt_as, "MQTT_TRANSPORT", "memory")
+    del _memory.messages[:]
+    _memory.retained.clear()
+    return _memory
+
+
+@contextlib.asynccontextmanager
+async def task(coro):
+    t = asyncio.create_task(coro)
+    try:
+        yield t
+    finally:
+        t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+
+
+async def until(predicate, timeout=15.0, step=0.05):
+    """Wait for a condition instead of sleeping a fixed time."""
+    for _ in range(int(timeout / step)):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError("condition not met within %.0f s" % timeout)
+
+
+def gaps(readings):
+    return [ticks_diff(b[1], a[1]) for a, b in zip(readings, readings[1:])]
+
+
+class Recorder:
+    """Backlog stand-in that keeps everything put into it."""
+
+    def __init__(self):
+        self.readings = []
+
+    def put(self, reading):
+        self.readings.append(reading)
+
+
+# -- sampler
+
+async def test_sampler_keeps_cadence_without_drift():
+    n, sink = Node("t"), Recorder()
+    async with task(sampler.run(n, board.Sensor("DHT22", 5), sink, 100)):
+        await until(lambda: len(sink.readings) >= 15)
+    seqs = [r[0] for r in sink.readings]
+    assert seqs == list(range(1, len(seqs) + 1))
+    g = gaps(sink.readings)
+    assert max(g) <= 100 + 60  # one late tick on a busy machine, not a pattern
+    mean = (sink.readings[-1][1] - sink.readings[0][1]) / (len(sink.readings) - 1)
+    assert 97 <= mean <= 103  # a fixed schedule: lateness is not carried forward
+    assert sink.readings[0][2:] == (215, 450)  # tenths of °C and %
+
+
+@pytest.mark.parametrize("fault", ["fail", "garbage"])
+async def test_failed_read_is_counted_and_never_published_as_stale(fault):
+    n, sink = Node("t"), Recorder()
+    async with task(sampler.run(n, board.Sensor("DHT22", 5), sink, 50)):
+        await until(lambda: len(sink.readings) >= 3)
+        simboard.set(dht=fault)
+        taken = len(sink.readings)
+        await until(lambda: n.sensor_errors >= 5)
+        assert len(sink.readings) == taken  # nothing new while the sensor fails
+        assert not n.sensor_ok
+        simboard.set(dht="ok", temperature=30.0)
+        await until(lambda: len(sink.readings) >= taken + 3)
+    assert n.sensor_ok
+    assert [r[0] for r in sink.readings] == list(range(1, len(sink.readings) + 1))  # seq counts readings only
+    assert sink.readings[-1][2] == 300
+
+
+async def test_dht11_readings_are_whole_numbers_and_checked_against_its_range():
+    sensor = board.Sensor("DHT11", 4)
+    assert sensor.read() == (21, 45)
+    simboard.set(temperature=55.0)  # above the DHT11's 50 °C: garbage
+    with pytest.raises(ValueError, match="out of range"):
+        sensor.read()
+
+
+# -- backlog
+
+def test_full_backlog_drops_the_oldest_and_counts_it():
+    n = Node("t")
+    q = Backlog(n, 3)
+    for seq in range(1, 6):
+        q.put((seq,))
+    assert n.dropped == 2 and len(q) == 3
+
+
+async def test_reading_being_published_is_not_counted_as_dropped():
+    n = Node("t")
+    q = Backlog(n, 2)
+    q.put((1,))
+    q.put((2,))
+    inflight = await q.oldest()
+    q.put((3,))  # pushes (1,) out of the ring, but it is on its way: not lost
+    assert n.dropped == 0
+    q.done(inflight)
+    assert len(q) == 2 and await q.oldest() == (2,)
+    q.put((4,))  # (2,) is in flight again
+    q.put((5,))  # now (3,) really is lost
+    assert n.dropped == 1
+
+
+async def test_oldest_waits_for_a_reading():
+    q = Backlog(Node("t"), 4)
+    waiter = asyncio.create_task(q.oldest())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    q.put((7,))
+    assert await asyncio.wait_for(waiter, 1) == (7,)
+
+
+# -- wifi supervisor
+
+def test_backoff_is_capped_exponential_with_jitter():
+    for attempt in range(12):
+        full = min(500 << attempt, 8000)
+        samples = [backoff_ms(attempt, 500, 8000) for _ in range(200)]
+        assert all(full // 2 <= s <= full for s in samples)
+        assert len(set(samples)) > 20  # jittered, not one value
+
+
+def wifi_cfg(**wifi_keys):
+    raw = sim_config()
+    raw["wifi"].update(wifi_keys)
+    return validate(raw, board.min_interval_s())
+
+
+async def test_wifi_joins_sets_hostname_and_turns_the_ap_off():
+    ap = network.WLAN(network.AP_IF)
+    ap.active(True)  # an ESP8266 boots with its AP on
+    n = Node("node-7")
+    async with task(wifi.run(n, wifi_cfg())):
+        await until(lambda: n.wifi_up)
+    assert network.hostname() == "node-7"
+    assert not ap.active()
+    assert network.WLAN(network.STA_IF).config("essid") == "simnet"
+
+
+async def test_wifi_serves_an_access_point_when_configured():
+    n = Node("t")
+    async with task(wifi.run(n, wifi_cfg(ap_ssid="fireant-setup", ap_password="12345678"))):
+        await until(lambda: n.wifi_up)
+    ap = network.WLAN(network.AP_IF)
+    assert ap.active() and ap.config("essid") == "fireant-setup"
+
+
+async def test_wifi_reports_a_drop_and_rejoins():
+    n = Node("t")
+    async with task(wifi.run(n, wifi_cfg())):
+        await until(lambda: n.wifi_up)
+        simboard.set(link=False)
+        await until(lambda: not n.wifi_up)
+        simboard.set(link=True)
+        await until(lambda: n.wifi_up)
+    assert n.wifi_drops == 1
+
+
+async def test_wrong_wifi_password_backs_off_instead_of_hammering():
+    simboard.set(wifi_password="the-right-one")
+    n = Node("t")
+    cfg = wifi_cfg(timeout_s=1, backoff_min_s=0.2, backoff_max_s=1.6)
+    async with task(wifi.run(n, cfg)):
+        await asyncio.sleep(7)
+    joins = [c for c in network.calls if c == (network.STA_IF, "connect")]
+    # each attempt waits 1 s for the link, then 0.1..1.6 s of backoff: at most ~6 in 7 s
+    assert 3 <= len(joins) <= 7
+    assert not n.wifi_up
+
+
+async def test_no_ssid_means_sensing_only_and_no_join_attempts():
+    n = Node("t")
+    async with task(wifi.run(n, wifi_cfg(ssid=""))):
+        await asyncio.sleep(0.5)
+    assert (network.STA_IF, "connect") not in network.calls
+    assert not n.wifi_up
+
+
+async def test_no_two_tasks_ever_fight_over_connect(memory_broker, monkeypatch):
+    """Before mqtt_as's first connection, the supervisor and the publisher take
+    node.radio around every WLAN.connect(); after it, only mqtt_as calls it."""
+    calls = []
+    real_connect = network._WLAN.connect
+
+    def connect(self, *args):
+        frames = [f.filename for f in inspect.stack()]
+        calls.append({
+            "from_wifi_task": any(f.endswith("app/wifi.py") for f in frames),
+            "radio_held": fw.node.radio.locked(),
+            "after_handover": fw.node.mqtt_owns_radio,
+        })
+        return real_connect(self, *args)
+
+    monkeypatch.setattr(network._WLAN, "connect", connect)
+    simboard.set(link=False, broker=False)  # boot with no network and no broker
+    async with running(sim_config()) as fw:
+        await asyncio.sleep(1.5)
+        simboard.set(link=True)  # the supervisor joins; the broker still refuses
+        await until(lambda: fw.node.wifi_up)
+        await asyncio.sleep(2.5)
+        simboard.set(broker=True)
+        await until(lambda: fw.node.broker_up)
+        simboard.set(link=False)  # now mqtt_as owns reconnection
+        await until(lambda: not fw.node.wifi_up)
+        simboard.set(link=True)
+        await until(lambda: fw.node.broker_up and fw.node.broker_connects == 2, timeout=20)
+    before = [c for c in calls if not c["after_handover"]]
+    after = [c for c in calls if c["after_handover"]]
+    assert any(c["from_wifi_task"] for c in before) and any(not c["from_wifi_task"] for c in before)
+    assert all(c["radio_held"] for c in before)
+    assert after and not any(c["from_wifi_task"] for c in after)
+
+
+# -- publisher
+
+async def test_publisher_drains_in_order_and_a_reading_leaves_only_when_published(memory_broker):
+    async with running(sim_config(queue={"size": 100})) as fw:
+        await until(lambda: fw.node.broker_up)
+        simboard.set(broker=False)  # broker gone: publish() waits, readings stay queued
+        await until(lambda: not fw.node.broker_up)
+        published = fw.node.published
+        await asyncio.sleep(1.5)
+        assert fw.node.published == published
+        assert len(fw.backlog) >= 5
+        simboard.set(broker=True)
+        await until(lambda: fw.node.broker_up and len(fw.backlog) <= 1, timeout=20)
+    readings = [json.loads(m[1]) for m in memory_broker.messages if m[0] == "sensors/environmental"]
+    seqs = [r["seq"] for r in readings]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert readings[0] == {"device": "sim-node", "location": "test bench", "seq": 1,
+                           "uptime_ms": readings[0]["uptime_ms"], "temperature_C": 21.5,
+                           "temperature_F": 70.7, "humidity": 45.0}
+
+
+async def test_online_is_retained_on_every_connect_and_the_will_says_offline(memory_broker):
+    async with running(sim_config()) as fw:
+        await until(lambda: fw.node.broker_up)
+        await until(lambda: memory_broker.retained.get("fireant/sim-node/status") == "online")
+        simboard.set(link=False)
+        await until(lambda: memory_broker.retained.get("fireant/sim-node/status") == "offline")
+        simboard.set(link=True)
+        await until(lambda: memory_broker.retained.get("fireant/sim-node/status") == "online", timeout=20)
+        stats = json.loads(memory_broker.retained["fireant/sim-node/stats"])
+    # mqtt_as drops the station itself before re-joining, which may count as a second drop
+    assert stats["broker_connects"] == 2 and stats["wifi_drops"] >= 1
+    assert memory_broker.retained["fireant/sim-node/status"] == "offline"  # said on the way out
+
+
+def test_connect_refusals_are_explained():
+    assert "bad user name or password" in publisher._reason(OSError(-1, "CONNACK reason code 0x4"))
+    assert "not authorised" in publisher._reason(OSError(-1, "CONNACK reason code 0x5"))
+    assert publisher._reason(OSError(111, "ECONNREFUSED")) == "[Errno 111] ECONNREFUSED"
+
+
+def test_payload_has_the_seed_fields_plus_seq_and_uptime():
+    p = json.loads(publisher.payload("n1", "attic", (42, 123456, -105, 999)))
+    assert p == {"device": "n1", "location": "attic", "seq": 42, "uptime_ms": 123456,
+                 "temperature_C": -10.5, "temperature_F": 13.1, "humidity": 99.9}
+
+
+# -- heartbeat
+
+class LedLog:
+    def __init__(self):
+        self.events = []
+
+    def set(self, on):
+        self.events.append((asyncio.get_running_loop().time(), bool(on)))
+
+
+def on_durations_ms(events):
+    out = []
+    for (t0, on), (t1, _) in zip(events, events[1:]):
+        if on:
+            out.append(round((t1 - t0) * 1000, -1))
+    return out
+
+
+@pytest.mark.parametrize("state", sorted(heartbeat.PATTERNS))
+async def test_heartbeat_blinks_the_pattern_of_the_state(state, monkeypatch):
+    n = Node("t")
+    monkeypatch.setattr(n, "state", lambda: state)
+    led = LedLog()
+    pattern = heartbeat.PATTERNS[state]
+    async with task(heartbeat.run(n, led)):
+        await asyncio.sleep(sum(pattern) * 2 / 1000 + 0.05)
+    on = on_durations_ms(led.events)
+    expected = list(pattern[0::2]) * 2
+    assert len(on) >= len(expected)
+    assert all(abs(a - b) <= 40 for a, b in zip(on, expected))
+
+
+def test_every_state_has_its_own_pattern():
+    assert len(set(heartbeat.PATTERNS.values())) == len(node_mod.STATE_NAMES)
+
+
+def test_node_state_priority():
+    n = Node("t")
+    assert n.state() == node_mod.BOOTING
+    n.booted = True
+    assert n.state() == node_mod.NO_WIFI
+    n.wifi_up = True
+    assert n.state() == node_mod.NO_BROKER
+    n.broker_up = True
+    assert n.state() == node_mod.OK
+    n.sensor_ok = False
+    assert n.state() == node_mod.SENSOR_FAILING
+
+
+@pytest.mark.parametrize("active_low, lit, dark", [(True, 0, 1), (False, 1, 0)])
+def test_led_polarity_is_configurable(active_low, lit, dark):
+    led = board.Led(2, active_low)
+    assert machine.Pin.levels[2] == dark  # off at start
+    led.set(True)
+    assert machine.Pin.levels[2] == lit
+
+
+# -- supervision
+
+async def test_a_crashed_task_is_logged_and_restarted(capsys):
+    n = Node("t")
+    n.restart_ms = 100
+    runs = []
+
+    async def flaky():
+        runs.append(1)
+        if len(runs) < 3:
+            raise RuntimeError("boom %d" % len(runs))
+        await asyncio.sleep(10)
+
+    async with task(supervise(n, "flaky", flaky)):
+        await until(lambda: len(runs) == 3)
+    assert n.restarts == 2
+    out = capsys.readouterr().out
+    assert "flaky: RuntimeError: boom 1" in out and "restarting in 100 ms" in out
+
+
+async def test_cancelling_a_supervised_task_stops_it():
+    n = Node("t")
+    t = asyncio.create_task(supervise(n, "idle", asyncio.sleep, 10))
+    await asyncio.sleep(0.05)
+    t.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await t
+    assert n.restarts == 0
