@@ -50,14 +50,23 @@ class Transport:
     def __init__(self, client):
         self._client = client
         self._paho = None
+        self._loop = None
         self._up = False
         self._acked = set()
 
     def _rx(self):
         self._client.last_rx = ticks_ms()
 
+    def _post(self, fn, *args):
+        """From paho's thread into the loop now using the client (app.run() makes a
+        second loop for its goodbye); a closed loop has nobody left to tell."""
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass
+
     async def connect(self, addr, cfg, clean):
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._acked = set()
         ping_s = max(1, self._client._ping_interval // 1000)
@@ -70,10 +79,11 @@ class Transport:
             c.will_set(topic, msg, qos, retain)
         if cfg["ssl"]:
             c.tls_set_context(_tls_context(cfg["ssl_params"]))
-        settle = lambda fn, *a: loop.call_soon_threadsafe(lambda: done.done() or fn(*a))
+        def settle(fn, *a):
+            self._post(lambda: done.done() or fn(*a))
 
         def on_connect(_c, _u, _flags, rc, _props):
-            self._rx_threadsafe(loop)
+            self._post(self._rx)
             if rc.is_failure:
                 code = _V311.get(rc.value, rc.value)
                 settle(done.set_exception, OSError(-1, "CONNACK reason code 0x%x" % code))
@@ -81,15 +91,15 @@ class Transport:
                 settle(done.set_result, True)
 
         def on_publish(_c, _u, mid, _rc, _props):
-            self._rx_threadsafe(loop)
-            loop.call_soon_threadsafe(self._ack, mid)
+            self._post(self._rx)
+            self._post(self._ack, mid)
 
         def on_disconnect(*_):
-            loop.call_soon_threadsafe(self._lost)
+            self._post(self._lost)
             settle(done.set_exception, OSError(-1, "Connection closed by host"))
 
         c.on_connect, c.on_publish, c.on_disconnect = on_connect, on_publish, on_disconnect
-        c.on_message = lambda *_: self._rx_threadsafe(loop)
+        c.on_message = lambda *_: self._post(self._rx)
         def run():
             try:
                 c.connect(addr[0], addr[1], keepalive=2 * ping_s)
@@ -105,9 +115,6 @@ class Transport:
         except asyncio.TimeoutError:
             raise OSError(-1, "Timeout on socket read")
         self._up = True
-
-    def _rx_threadsafe(self, loop):
-        loop.call_soon_threadsafe(self._rx)
 
     def _ack(self, mid):
         self._acked.add(mid)
@@ -126,6 +133,7 @@ class Transport:
     async def publish(self, topic, msg, retain, qos, response_ms, max_repubs):
         if not self._up:
             raise OSError(-1, "not connected")
+        self._loop = asyncio.get_running_loop()
         info = self._paho.publish(topic, msg, qos, retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise OSError(-1, "publish failed: %s" % paho.error_string(info.rc))
