@@ -60,22 +60,32 @@ class Firmware:
         log("app", "stopped: %s" % self.node.stats())
 
 
-def run(config="config.json", secrets="secrets.json"):
-    """Power-on autorun and REPL entry point. Returns to the REPL on Ctrl-C."""
-    import gc
+def _settings(config, secrets):
+    """Validated settings, or None after printing what is wrong. The validator is
+    then dropped: its RAM (~10 KB on the unix port) goes to the tasks. A separate
+    function so that no local of run() keeps the config module alive."""
     import sys
 
     from . import board
     from .config import ConfigError, load
 
     try:
-        cfg = load(config, secrets, board.min_interval_s())
+        return load(config, secrets, board.min_interval_s())
     except ConfigError as e:
         print(e)
+        return None
+    finally:
+        sys.modules.pop("app.config", None)
+        globals().pop("config", None)
+
+
+def run(config="config.json", secrets="secrets.json"):
+    """Power-on autorun and REPL entry point. Returns to the REPL on Ctrl-C."""
+    import gc
+
+    cfg = _settings(config, secrets)
+    if cfg is None:
         return
-    # The validator is done: give its RAM (~8 KB on the unix port) to the tasks.
-    sys.modules.pop("app.config", None)
-    globals().pop("config", None)
     gc.collect()
     fw = Firmware(cfg)
     try:
