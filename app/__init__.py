@@ -93,5 +93,8 @@ def run(config="config.json", secrets="secrets.json"):
     except KeyboardInterrupt:
         log("app", "Ctrl-C")
     finally:
+        # On MicroPython the interrupted tasks stay queued: drop them so they do not
+        # resume during the goodbye, and again so the REPL gets a clean loop.
+        asyncio.new_event_loop()
         asyncio.run(fw.stop())
-        asyncio.new_event_loop()  # leave a clean loop for the REPL
+        asyncio.new_event_loop()
