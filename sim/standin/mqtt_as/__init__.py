@@ -168,8 +168,10 @@ class MQTTClient:
     def _reconnect(self):
         if self._isconnected:
             self._isconnected = False
+            me = asyncio.current_task()
             for t in self._tasks:
-                t.cancel()
+                if t is not me:  # MicroPython cannot cancel the running task; it ends by itself
+                    t.cancel()
             self._tasks.clear()
             self._wire.close(False)  # as a lost link: the broker sends the will
             if self._events:
