@@ -190,7 +190,8 @@ class Board:
 
         self.port = port
         try:
-            self.t = SerialTransport(port, baudrate=115200)
+            # A timeout: on a pty mpremote reads without one, and a silent device would hang it.
+            self.t = SerialTransport(port, baudrate=115200, timeout=5)
         except TransportError:
             raise Fail(self._why_not_open(port))
         try:

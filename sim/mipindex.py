@@ -1,6 +1,6 @@
 """A mip package index on loopback, for tests and offline installs (host only).
 
-    with PackageIndex({"primitives": {"primitives/__init__.py": b"..."}}, version="a3fe38a") as index:
+    with PackageIndex({"primitives": {"primitives/__init__.py": b"..."}}, ["a3fe38a"]) as index:
         mpremote mip install --index index.url primitives@a3fe38a
 
 Laid out as micropython-lib's index (what mip asks for): package/<mpy>/<name>/<version>.json
@@ -30,7 +30,8 @@ def standin_packages():
 
 
 class PackageIndex:
-    def __init__(self, packages, version):
+    def __init__(self, packages, versions):
+        """packages: {name: {path: content}}, each served under every version."""
         self.files = {}  # short hash -> content
         self.packages = {}  # (name, version) -> package json bytes
         self.requests = []
@@ -40,7 +41,8 @@ class PackageIndex:
                 h = hashlib.sha256(data).hexdigest()[:8]
                 self.files[h] = data
                 hashes.append([path, h])
-            self.packages[(name, version)] = json.dumps({"hashes": hashes, "version": version}).encode()
+            for version in versions:
+                self.packages[(name, version)] = json.dumps({"hashes": hashes, "version": version}).encode()
         index = self
 
         class Handler(http.server.BaseHTTPRequestHandler):

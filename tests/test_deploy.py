@@ -1,0 +1,317 @@
+"""deploy.py end to end: the real mpremote against the board emulator (sim/emulator.py),
+libraries from a mip index on loopback holding our stand-ins (sim/mipindex.py)."""
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import deploy
+from sim.emulator import Emulator
+from sim.firmware import sim_config
+from sim.mipindex import PackageIndex, standin_packages
+from sim.mosquitto import PASSWORD, USER
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEPLOY = [sys.executable, os.path.join(ROOT, "deploy.py")]
+
+
+def run(*args, timeout=120):
+    return subprocess.run(DEPLOY + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def run_until(args, marker, timeout=60):
+    """Run deploy.py until marker appears in its output, then Ctrl-C it; returns the output."""
+    p = subprocess.Popen(DEPLOY + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    out = b""
+    end = time.monotonic() + timeout
+    try:
+        while marker.encode() not in out and time.monotonic() < end and p.poll() is None:
+            if select.select([p.stdout], [], [], 0.5)[0]:
+                out += os.read(p.stdout.fileno(), 65536)
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+        rest, _ = p.communicate(timeout=30)
+        out += rest
+    return out.decode(errors="replace"), p.returncode
+
+
+def snapshot(flash):
+    """{path: (content, mtime_ns)} of everything in the emulated flash."""
+    out = {}
+    for d, _, files in os.walk(flash):
+        for f in files:
+            path = os.path.join(d, f)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, flash)] = (fh.read(), os.stat(path).st_mtime_ns)
+    return out
+
+
+@pytest.fixture(scope="module")
+def index():
+    with PackageIndex(standin_packages(), [version for _, version in deploy.pins()]) as idx:
+        yield idx
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """A config for the emulated board (the sim radio accepts any network) and its secrets."""
+    raw = sim_config(None, sensor={"interval_s": 2})
+    secrets = {"wifi": {"password": raw["wifi"].pop("password")}, "mqtt": {"password": raw["mqtt"].pop("password")}}
+    cfg, sec = tmp_path / "config.json", tmp_path / "secrets.json"
+    cfg.write_text(json.dumps(raw))
+    sec.write_text(json.dumps(secrets))
+    return cfg, sec
+
+
+@pytest.fixture
+def board(tmp_path):
+    broker_log = tmp_path / "broker.log"
+    with Emulator(tmp_path / "flash", env={"FIREANT_SIM_BROKER_LOG": str(broker_log)}) as emu:
+        emu.broker_log = broker_log
+        yield emu
+
+
+def deploy_args(board, index, settings, *extra):
+    cfg, sec = settings
+    return ["--port", board.port, "--index", index.url, "--config", str(cfg), "--secrets", str(sec)] + list(extra)
+
+
+def wait_for(cond, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_package_json_lists_every_firmware_file():
+    with open(os.path.join(ROOT, "package.json")) as f:
+        pkg = json.load(f)
+    targets = [t for t, _ in pkg["urls"]]
+    needed = ["app/" + n for n in os.listdir(os.path.join(ROOT, "app")) if n.endswith(".py")]
+    needed += ["main.py", "boot.py", "config.json"]
+    assert sorted(targets) == sorted(needed)
+    for target, source in pkg["urls"]:
+        assert os.path.isfile(os.path.join(ROOT, source)), source  # relative: resolved against the package
+    deps = dict(pkg["deps"])
+    assert set(deps) == {"github:peterhinch/micropython-mqtt", "github:peterhinch/micropython-async/v3/primitives"}
+    for version in deps.values():
+        assert len(version) == 40 and int(version, 16) >= 0  # a commit, not a moving branch
+    assert deploy.pins() == [tuple(d) for d in pkg["deps"]]
+
+
+def test_help_lists_the_commands():
+    p = run("--help")
+    assert p.returncode == 0
+    for word in ("--dry-run", "--port", "sim", "monitor", "deps", "config", "logs"):
+        assert word in p.stdout
+
+
+def test_invalid_config_names_the_key(settings):
+    cfg, sec = settings
+    raw = json.loads(cfg.read_text())
+    raw["mqtt"]["sever"] = raw["mqtt"].pop("server")
+    cfg.write_text(json.dumps(raw))
+    p = run("--port", "/dev/null", "--config", str(cfg), "--secrets", str(sec))
+    assert p.returncode == 2
+    assert "mqtt.sever" in p.stderr and "unknown key" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_dry_run_writes_nothing(board, index, settings):
+    os.makedirs(os.path.join(board.flash, "app"))
+    with open(os.path.join(board.flash, "app", "stale.py"), "w") as f:
+        f.write("print('left from an older version')\n")
+    before = snapshot(board.flash)
+    requests = len(index.requests)
+    p = run(*deploy_args(board, index, settings, "--dry-run"))
+    assert p.returncode == 0, p.stderr
+    assert "Install with mip" in p.stdout and "micropython-mqtt@" in p.stdout
+    assert "app/node.mpy" in p.stdout and "main.py" in p.stdout
+    assert "Delete (1): app/stale.py" in p.stdout
+    assert snapshot(board.flash) == before
+    assert len(index.requests) == requests  # nothing downloaded either
+
+
+def test_deploy_boots_firmware_then_sends_only_changes(board, index, settings, tmp_path):
+    out, rc = run_until(deploy_args(board, index, settings), "sim-node starting")
+    assert rc == 0, out
+    assert "app: sim-node starting" in out
+    flash = snapshot(board.flash)
+    for path in ("app/__init__.mpy", "app/node.mpy", "main.py", "boot.py", "config.json", "secrets.json",
+                 "lib/mqtt_as/__init__.py", "lib/primitives/ringbuf_queue.py"):
+        assert path in flash, path
+    assert flash["main.py"][0] == open(os.path.join(ROOT, "main.py"), "rb").read()
+    assert flash["config.json"][0] == settings[0].read_bytes()
+    # The firmware runs on the emulated board: readings reach the (stand-in) broker.
+    assert wait_for(lambda: board.broker_log.exists() and "sensors/environmental" in board.broker_log.read_text())
+
+    requests = len(index.requests)
+    p = run(*deploy_args(board, index, settings, "--seconds", "0"))
+    assert p.returncode == 0, p.stderr
+    assert "Upload (0): nothing" in p.stdout and "Libraries: up to date" in p.stdout
+    assert "Uploading" not in p.stdout
+    assert len(index.requests) == requests
+    assert snapshot(board.flash) == flash
+
+    raw = json.loads(settings[0].read_text())
+    raw["location"] = "attic"
+    settings[0].write_text(json.dumps(raw))
+    with open(os.path.join(board.flash, "app", "stale.py"), "w") as f:
+        f.write("print('left from an older version')\n")
+    out, rc = run_until(deploy_args(board, index, settings), "sim-node starting")
+    assert rc == 0, out
+    assert [ln for ln in out.splitlines() if ln.startswith("Uploading")] == ["Uploading config.json (%d bytes)"
+                                                                              % len(settings[0].read_bytes())]
+    assert "Deleting app/stale.py" in out and not os.path.exists(os.path.join(board.flash, "app", "stale.py"))
+    after = snapshot(board.flash)
+    changed = sorted(k for k in after if k in flash and after[k] != flash[k])
+    assert changed == ["config.json"]
+
+
+def test_busy_port_is_named(board, index, settings):
+    import serial
+
+    holder = serial.Serial(board.port, 115200, exclusive=True)
+    try:
+        p = run(*deploy_args(board, index, settings))
+    finally:
+        holder.close()
+    assert p.returncode == 2
+    assert "board busy: %s" % board.port in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_not_enough_flash_stops_before_writing(tmp_path, index, settings):
+    with Emulator(tmp_path / "small", flash_kb=48) as small:
+        p = run(*deploy_args(small, index, settings))
+        assert p.returncode == 2
+        assert "not enough flash" in p.stderr and "KB free" in p.stderr
+        assert snapshot(small.flash) == {}
+
+
+def test_mip_failure_is_one_line(board, settings):
+    p = run("--port", board.port, "--index", "http://127.0.0.1:9", "--config", str(settings[0]),
+            "--secrets", str(settings[1]))
+    assert p.returncode == 2
+    assert "mip could not install micropython-mqtt@" in p.stderr and "--index" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_device_without_micropython_is_named(settings):
+    master, slave = os.openpty()  # a serial device that never answers
+    try:
+        p = run("--port", os.ttyname(slave), "--config", str(settings[0]), "--secrets", str(settings[1]))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 2
+    assert "no MicroPython REPL answered" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_port_choice(monkeypatch):
+    from serial.tools import list_ports
+
+    class Port:
+        def __init__(self, device, vid):
+            self.device, self.vid = device, vid
+
+    ports = []
+    monkeypatch.setattr(list_ports, "comports", lambda: ports)
+    with pytest.raises(deploy.Fail, match="no board found"):
+        deploy.find_port()
+    ports[:] = [Port("/dev/ttyS0", None), Port("/dev/ttyUSB0", 0x10C4)]
+    assert deploy.find_port() == "/dev/ttyUSB0"
+    ports.append(Port("/dev/ttyACM0", 0x2E8A))
+    with pytest.raises(deploy.Fail, match="several serial ports.*--port"):
+        deploy.find_port()
+    assert deploy.find_port("/dev/ttyACM0") == "/dev/ttyACM0"
+
+
+def test_wrong_mpy_version_is_refused():
+    deploy.check_mpy(0xB06, (6, 3))  # the unix port's 6.3: accepted
+    deploy.check_mpy(0x106, (6, 3))  # bytecode loads across 6.x sub-versions
+    with pytest.raises(deploy.Fail, match=r"wrong \.mpy version: the board loads \.mpy v5\.0, mpy-cross writes v6\.3"):
+        deploy.check_mpy(0x5, (6, 3))
+    with pytest.raises(deploy.Fail, match="does not report"):
+        deploy.check_mpy(None, (6, 3))
+    assert deploy.mpy_cross_version()[0] == 6
+
+
+def test_host_deps_from_an_index(index, tmp_path):
+    target = tmp_path / "lib"
+    p = run("deps", "--host", "--index", index.url, "--target", str(target))
+    assert p.returncode == 0, p.stderr
+    standin = os.path.join(ROOT, "sim", "standin")
+    for rel in ("mqtt_as/__init__.py", "primitives/ringbuf_queue.py"):
+        assert (target / rel).read_bytes() == open(os.path.join(standin, rel), "rb").read()
+
+
+def test_host_deps_without_network_is_one_line_and_leaves_lib(tmp_path):
+    target = tmp_path / "lib"
+    (target / "mqtt_as").mkdir(parents=True)
+    (target / "mqtt_as" / "__init__.py").write_text("# what was there\n")
+    p = run("deps", "--host", "--index", "http://127.0.0.1:9", "--target", str(target))
+    assert p.returncode == 2
+    assert "mip (unix port) could not install" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert (target / "mqtt_as" / "__init__.py").read_text() == "# what was there\n"
+
+
+def test_sim_shows_readings_from_mosquitto():
+    p = run("sim", "--seconds", "4", "--interval", "0.5", timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("fireant-")]
+    seqs = [int(r[1]) for r in rows if len(r) >= 5 and r[1].isdigit()]
+    assert len(seqs) >= 3 and seqs == sorted(seqs)
+    assert "device" in p.stdout and "temp C" in p.stdout
+    assert "online" in p.stdout  # the birth message came through the real broker
+
+
+def test_monitor_shows_readings_and_gaps(broker, tmp_path):
+    import paho.mqtt.client as paho
+
+    raw = sim_config(broker, sensor={"interval_s": 2})
+    cfg, sec = tmp_path / "config.json", tmp_path / "secrets.json"
+    cfg.write_text(json.dumps(raw))
+    sec.write_text("{}")
+    pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="monitor-test")
+    pub.username_pw_set(USER, PASSWORD)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    pub.publish("fireant/node-7/status", "online", qos=1, retain=True).wait_for_publish(10)
+    p = subprocess.Popen(DEPLOY + ["monitor", "--config", str(cfg), "--secrets", str(sec), "--seconds", "30"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out = b""
+    try:
+        # The retained birth shows the monitor is subscribed; then the readings.
+        end = time.monotonic() + 20
+        while b"online" not in out and time.monotonic() < end:
+            if select.select([p.stdout], [], [], 0.5)[0]:
+                out += os.read(p.stdout.fileno(), 65536)
+        assert b"online" in out, p.stderr.read1().decode() if p.poll() is not None else out
+        for seq in (1, 2, 5, 6):
+            r = {"device": "node-7", "seq": seq, "uptime_ms": seq * 1000, "temperature_C": 20 + seq / 10,
+                 "humidity": 50.0}
+            pub.publish("sensors/environmental", json.dumps(r), qos=1).wait_for_publish(10)
+        end = time.monotonic() + 20
+        while b"20.6" not in out and time.monotonic() < end:
+            if select.select([p.stdout], [], [], 0.5)[0]:
+                out += os.read(p.stdout.fileno(), 65536)
+    finally:
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=20)
+        out += rest
+        pub.publish("fireant/node-7/status", b"", retain=True).wait_for_publish(10)
+        pub.loop_stop()
+        pub.disconnect()
+    text = out.decode()
+    rows = {ln.split()[1]: ln for ln in text.splitlines() if ln.startswith("node-7")}
+    assert sorted(rows) == ["1", "2", "5", "6"]
+    assert "gap: 2 missing (3-4)" in rows["5"]
+    assert "gap" not in rows["6"] and "20.6" in rows["6"] and "50.0" in rows["6"]
