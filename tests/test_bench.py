@@ -1,0 +1,42 @@
+"""The benchmark's machinery on one short scenario (the benchmark itself is not a
+test: python -m bench prints figures and asserts nothing)."""
+import json
+
+import bench
+from bench import metrics
+
+
+def test_bench_reports_every_figure_for_both_nodes():
+    results = bench.run(["wrong_credentials"], short=True)
+    assert list(results) == ["wrong_credentials"]
+    entry = json.loads(json.dumps(results))["wrong_credentials"]  # what --json prints
+    assert entry["settled"]
+    for key in metrics.FIGURES:
+        assert key in entry and key in entry["fireant"] and key in entry["blocking"] and key in entry["ratio"]
+    for side in ("fireant", "blocking"):
+        figs = entry[side]
+        assert figs["readings"] > 0
+        for key in ("missed", "lost", "duplicates"):
+            assert isinstance(figs[key], int) and figs[key] >= 0
+        for key in ("max_gap_ratio", "recovery_s", "p50_ms", "p99_ms"):
+            assert isinstance(figs[key], float) and figs[key] >= 0
+    assert entry["fireant"]["in_order"]
+    assert entry["max_gap_ratio"] == entry["fireant"]["max_gap_ratio"]
+    # Refused at boot, the blocking node takes no reading until it is let in;
+    # fireant senses throughout. The margin is over a second.
+    assert entry["fireant"]["max_gap_ratio"] < entry["blocking"]["max_gap_ratio"]
+    assert entry["blocking"]["missed"] > 0
+    assert entry["ratio"]["max_gap_ratio"] < 1
+
+
+def test_figures_from_a_known_record():
+    # Readings every 1 s from t=0, seq 3 never arrives, seq 4 arrives twice, the
+    # sensor is dead over [5.5, 7.5): seq 6 at t=5, seq 7 at t=8.
+    times = {1: 0, 2: 1, 4: 3, 5: 4, 6: 5, 7: 8}
+    arrivals = [(1, 0.01), (2, 1.01), (4, 3.5), (4, 3.6), (5, 4.01), (6, 5.01), (7, 8.02)]
+    readings = [{"seq": s, "t": times[s], "_at": at} for s, at in arrivals]
+    f = metrics.figures(readings, 1.0, 0.0, lambda r: r["t"], clear_s=3.2, sensor_faults=[(5.5, 7.5)])
+    assert f["lost"] == 1 and f["duplicates"] == 1 and f["in_order"]
+    assert f["missed"] == 0  # seq 3 filled t=2; t=6 and t=7 fell in the sensor fault
+    assert abs(f["max_gap_ratio"] - 1.0) < 1e-9  # 2 -> 4 is not a sampler gap; 5 -> 8 is credited 2 slots
+    assert abs(f["recovery_s"] - 0.3) < 1e-9
