@@ -1,0 +1,27 @@
+# Runs inside the MicroPython unix port for sim/unixport.py: main.py's entry point
+# plus, when FIREANT_HEAP_MS is set, a task that logs the heap in use after a
+# collection ("[ticks] heap: <live> live <free> free"). Kept off the board: a
+# device that wants this figure reads it from the REPL or the stats message.
+import gc
+import os
+
+import asyncio
+from time import ticks_ms
+
+import app
+
+
+async def _heap(period_ms):
+    while True:
+        gc.collect()
+        print("[%9d] heap: %d live %d free" % (ticks_ms(), gc.mem_alloc(), gc.mem_free()))
+        await asyncio.sleep_ms(period_ms)
+
+
+_period = int(os.getenv("FIREANT_HEAP_MS") or 0)
+if _period:
+    asyncio.create_task(_heap(_period))  # asyncio.run() in app.run() runs it too
+app.run()
+gc.collect()
+print("[%9d] heap: %d live %d free" % (ticks_ms(), gc.mem_alloc(), gc.mem_free()))
+print("[%9d] unixrun: app.run() returned" % ticks_ms())
