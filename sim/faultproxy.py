@@ -158,12 +158,12 @@ class FaultProxy:
             self._tasks.discard(task)
 
     async def close(self):
+        """Stop listening and reset every connection. Handlers end by themselves:
+        cancelling a stream handler task makes asyncio log an error."""
         if self._server is not None:
             self._server.close()
-        for w in list(self._conns):
-            w.transport.abort()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.set_mode("reset")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2)
         if self._server is not None:
             await self._server.wait_closed()
