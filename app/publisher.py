@@ -43,11 +43,24 @@ def client_config(cfg, device, defaults):
         if m["ca"]:
             import ssl
 
-            with open(m["ca"], "rb") as f:
-                params["cadata"] = f.read()
+            params["cadata"] = _der(m["ca"])
             params["cert_reqs"] = ssl.CERT_REQUIRED
         c["ssl_params"] = params
     return c
+
+
+def _der(path):
+    """The CA certificate as DER: MicroPython's ssl takes one DER certificate as
+    cadata and refuses PEM ("invalid cert"), while CA files usually come as PEM."""
+    with open(path, "rb") as f:
+        data = f.read()
+    begin = data.find(b"-----BEGIN")
+    if begin < 0:
+        return data
+    from binascii import a2b_base64
+
+    body = data[data.find(b"\n", begin) + 1:data.find(b"-----END", begin)]
+    return a2b_base64(body.replace(b"\r", b"").replace(b"\n", b""))
 
 
 def topic(template, device):

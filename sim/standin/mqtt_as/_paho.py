@@ -35,10 +35,11 @@ class _TLS(ssl.SSLContext):
 
 def _tls_context(params):
     # MicroPython ssl_params -> CPython context: cadata + cert_reqs verify, else not.
+    # cadata is one DER certificate, as MicroPython requires (CPython reads bytes as DER too).
     ctx = _TLS(ssl.PROTOCOL_TLS_CLIENT)
     cadata = params.get("cadata")
     if cadata and params.get("cert_reqs") == ssl.CERT_REQUIRED:
-        ctx.load_verify_locations(cadata=cadata.decode() if isinstance(cadata, bytes) else cadata)
+        ctx.load_verify_locations(cadata=cadata)
         ctx.hostname = params.get("server_hostname")
     else:
         ctx.check_hostname = False
