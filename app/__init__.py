@@ -64,10 +64,9 @@ def _settings(config, secrets):
     """Validated settings, or None after printing what is wrong. The validator is
     then dropped: its RAM (~10 KB on the unix port) goes to the tasks. A separate
     function so that no local of run() keeps the config module alive."""
-    import sys
-
     from . import board
     from .config import ConfigError, load
+    from .node import forget
 
     try:
         return load(config, secrets, board.min_interval_s())
@@ -75,8 +74,7 @@ def _settings(config, secrets):
         print(e)
         return None
     finally:
-        sys.modules.pop("app.config", None)
-        globals().pop("config", None)
+        forget("config")
 
 
 def run(config="config.json", secrets="secrets.json"):

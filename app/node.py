@@ -57,6 +57,15 @@ class Node:
         }
 
 
+def forget(name):
+    """Let the GC have app.<name>, a module needed only at start-up (config, dns)."""
+    sys.modules.pop("app." + name, None)
+    try:
+        delattr(sys.modules["app"], name)
+    except (AttributeError, KeyError):
+        pass
+
+
 def log(tag, msg):
     print("[%9d] %s: %s" % (ticks_ms(), tag, msg))
 

@@ -11,8 +11,8 @@ mqtt_as contracts this module is built around:
 import asyncio
 import json
 
-from . import board, dns
-from .node import backoff_ms, log, sleep_ms
+from . import board
+from .node import backoff_ms, forget, log, sleep_ms
 
 # CONNACK return codes (MQTT 3.1.1, 3.2.2.3): what a refusal means to a person.
 _REFUSALS = {1: "protocol version refused", 2: "client id rejected", 3: "broker unavailable",
@@ -90,7 +90,10 @@ def _reason(e):
 
 async def _first_connect(node, client, cfg):
     # The only caller of client.connect(). The name is resolved without blocking
-    # (see dns.py) and mqtt_as is given the address.
+    # (see dns.py) and mqtt_as is given the address; mqtt_as keeps it for its own
+    # reconnections, so dns.py is dropped after the first connection.
+    from . import dns
+
     wifi, server = cfg["wifi"], cfg["mqtt"]["server"]
     lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
     attempt = 0
@@ -102,6 +105,7 @@ async def _first_connect(node, client, cfg):
             async with node.radio:
                 await client.connect(quick=True)  # the link is already up: skip the 5 s check
             node.mqtt_owns_radio = True
+            forget("dns")
             return
         except OSError as e:
             delay = backoff_ms(attempt, lo, hi)
