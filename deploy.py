@@ -128,6 +128,32 @@ def build_files(config_path, secrets_path):
     return files
 
 
+def lib_files(libs_dir):
+    """{lib/...mpy: content}: the library modules the firmware imports, compiled on the
+    host from libs_dir (for boards that cannot compile them, the ESP8266)."""
+    import build
+
+    missing = [rel for rel in build.LIB_FILES if not os.path.exists(os.path.join(libs_dir, rel))]
+    if missing:
+        raise Fail("%s has no %s to precompile (an ESP8266 cannot compile mqtt_as itself): run "
+                   "python deploy.py deps --host first (it needs GitHub), then deploy again"
+                   % (os.path.relpath(libs_dir), ", ".join(missing)))
+    root = tempfile.mkdtemp(prefix="fireant-libs-")
+    out = os.path.join(root, "out")
+    try:
+        os.mkdir(os.path.join(root, "app"))  # compile_tree's app/: nothing of ours here
+        os.symlink(os.path.abspath(libs_dir), os.path.join(root, "lib"))
+        files = {}
+        for rel in build.compile_tree(out, include_lib=True, root=root):
+            with open(os.path.join(out, rel), "rb") as f:
+                files[rel] = f.read()
+        return files
+    except RuntimeError as e:
+        raise Fail(str(e).splitlines()[0] + ": run python deploy.py deps --host to reinstall lib/")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -173,11 +199,13 @@ def _h(p):
         return binascii.hexlify(d.digest()).decode()
     except OSError:
         return None
-try:
-    _app = ['app/' + e[0] for e in os.ilistdir('app')]
-except OSError:
-    _app = []
-print(repr({'hashes': dict((p, _h(p)) for p in %r + _app), 'app': _app}))
+_listed = []
+for _d in %r:
+    try:
+        _listed += [_d + '/' + e[0] for e in os.ilistdir(_d)]
+    except OSError:
+        pass
+print(repr({'hashes': dict((p, _h(p)) for p in %r + _listed), 'listed': _listed}))
 """
 
 
@@ -220,8 +248,9 @@ class Board:
     def info(self):
         return self.eval_print(_PROBE)
 
-    def hashes(self, paths):
-        return self.eval_print(_HASHES % (list(paths),))
+    def hashes(self, paths, dirs=("app",)):
+        """sha256 of each path (None when missing), and what dirs hold."""
+        return self.eval_print(_HASHES % (list(dirs), list(paths)))
 
     def read(self, path):
         try:
@@ -298,19 +327,22 @@ def describe(info):
 
 # -- deploy --------------------------------------------------------------------
 
-def plan(board, files, deps):
-    """What a deploy would do: {'deps': [...] or [], 'upload': [...], 'delete': [...], 'same': n}."""
-    info = board.info()
+def plan(board, info, files, deps, precompiled):
+    """What a deploy would do: libraries to mip, files to upload and to delete.
+    Deleted: whatever app/ holds that the build does not (an old module, or a .py
+    that would shadow its .mpy), and with precompiled libraries their .py sources."""
     lib = info["lib"][0] if info["lib"] else None
-    marker = (lib + "/" + DEPS_MARKER) if lib else None
+    marker = (lib + "/" + DEPS_MARKER) if lib and not precompiled else None
     installed = board.read(marker) if marker else None
     want = json.dumps(deps).encode()
-    state = board.hashes(sorted(files))
+    dirs = ["app"] + sorted({p.rsplit("/", 1)[0] for p in files if p.startswith("lib/")})
+    state = board.hashes(sorted(files), dirs)
     upload = [p for p in _order(files) if state["hashes"].get(p) != sha256(files[p])]
-    delete = sorted(p for p in state["app"] if p not in files)
+    delete = sorted(p for p in state["listed"] if p not in files and (
+        p.startswith("app/") or (p.endswith(".py") and p[:-3] + ".mpy" in files)))
     return {"info": info, "lib": lib, "marker": marker, "marker_data": want,
-            "deps": [] if installed == want else deps, "upload": upload, "delete": delete,
-            "same": len(files) - len(upload)}
+            "deps": [] if precompiled or installed == want else deps, "upload": upload, "delete": delete,
+            "same": len(files) - len(upload), "precompiled": precompiled}
 
 
 def _order(files):
@@ -337,6 +369,8 @@ def print_plan(p, index):
     if p["deps"]:
         print("Install with mip%s: %s" % (" from " + index if index else "",
                                           ", ".join(dep_spec(u, v, index) for u, v in p["deps"])))
+    elif p["precompiled"]:
+        print("Libraries: precompiled on this computer from lib/ (uploaded with the files below)")
     else:
         print("Libraries: up to date (package.json pins)")
     print("Upload (%d): %s" % (len(p["upload"]), ", ".join(p["upload"]) or "nothing"))
@@ -377,8 +411,12 @@ def cmd_deploy(args):
         print("Dry run: nothing is written to %s." % port)
     board = Board(port)
     try:
-        check_mpy(board.info()["mpy"], mpy_cross_version())
-        p = plan(board, files, deps)
+        info = board.info()
+        check_mpy(info["mpy"], mpy_cross_version())
+        precompiled = args.precompiled_libs or info["platform"] == "esp8266"
+        if precompiled:
+            files.update(lib_files(args.libs))
+        p = plan(board, info, files, deps, precompiled)
         print_plan(p, args.index)
         if args.dry_run:
             print("Then: soft reset and follow the output.")
@@ -405,7 +443,7 @@ def cmd_config(args):
     files = build_files_config(args.config, args.secrets)
     board = Board(find_port(args.port))
     try:
-        state = board.hashes(sorted(files))["hashes"]
+        state = board.hashes(sorted(files), ())["hashes"]
         changed = [p for p in sorted(files) if state.get(p) != sha256(files[p])]
         for path in changed:
             print("Uploading", path)
@@ -750,6 +788,11 @@ def parser():
                                  epilog="Prerequisite: the board runs MicroPython (docs/deploy.md explains flashing).")
     _board_options(ap, False)
     ap.add_argument("--dry-run", action="store_true", help="print the plan; write nothing to the board")
+    ap.add_argument("--precompiled-libs", action="store_true",
+                    help="compile the libraries on this computer (from --libs) instead of mip installing their "
+                         "source; always on for an ESP8266, which cannot compile mqtt_as itself")
+    ap.add_argument("--libs", default=os.path.join(ROOT, "lib"),
+                    help="with --precompiled-libs: where the libraries are (default lib/, see deps --host)")
     sub = ap.add_subparsers(dest="command", metavar="command")
 
     s = sub.add_parser("sim", help="run the firmware on the simulated board against a local Mosquitto")

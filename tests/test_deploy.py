@@ -326,3 +326,26 @@ def test_dry_run_without_a_board_prints_the_plan(monkeypatch, capsys, settings):
     assert "without a board (no board found)" in out
     assert "github:peterhinch/micropython-mqtt@7b6a11dd" in out
     assert "app/node.mpy" in out and "config.json" in out
+
+
+def test_precompiled_libs_replace_their_sources(board, index, settings, tmp_path):
+    """The ESP8266 path: the libraries compiled on the host; their .py sources, which
+    would shadow the .mpy, are deleted from the board."""
+    out, rc = run_until(deploy_args(board, index, settings), "sim-node starting")
+    assert rc == 0, out
+    assert os.path.exists(os.path.join(board.flash, "lib", "mqtt_as", "__init__.py"))
+    libs = tmp_path / "libs"
+    for files in standin_packages().values():
+        for rel, data in files.items():
+            (libs / rel).parent.mkdir(parents=True, exist_ok=True)
+            (libs / rel).write_bytes(data)
+    out, rc = run_until(deploy_args(board, index, settings, "--precompiled-libs", "--libs", str(libs)),
+                        "sim-node starting")
+    assert rc == 0, out
+    uploaded = sorted(ln.split()[1] for ln in out.splitlines() if ln.startswith("Uploading"))
+    assert uploaded == ["lib/mqtt_as/__init__.mpy", "lib/primitives/__init__.mpy", "lib/primitives/ringbuf_queue.mpy"]
+    lib = sorted(os.path.relpath(os.path.join(d, f), board.flash)
+                 for d, _, fs in os.walk(os.path.join(board.flash, "lib")) for f in fs)
+    assert "lib/mqtt_as/__init__.py" not in lib and "lib/primitives/__init__.py" not in lib
+    assert "lib/mqtt_as/_memory.py" in lib  # not compiled, so kept
+    assert "app: sim-node starting" in out  # the firmware boots on the compiled libraries
