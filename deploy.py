@@ -475,7 +475,7 @@ def cmd_logs(args):
         raise Fail(Board._why_not_open(port))
     try:
         if args.reset:
-            ser.write(b"\r\x03\x03\x02\x04")  # stop the program, friendly REPL, soft reset
+            ser.write(b"\r\x03\x02\x04")  # stop the program, friendly REPL, soft reset
         follow_port(ser, args.seconds)
     finally:
         ser.close()

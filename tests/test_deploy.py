@@ -349,3 +349,24 @@ def test_precompiled_libs_replace_their_sources(board, index, settings, tmp_path
     assert "lib/mqtt_as/__init__.py" not in lib and "lib/primitives/__init__.py" not in lib
     assert "lib/mqtt_as/_memory.py" in lib  # not compiled, so kept
     assert "app: sim-node starting" in out  # the firmware boots on the compiled libraries
+
+
+def test_config_pushes_only_the_settings_and_logs_follow(board, index, settings):
+    out, rc = run_until(deploy_args(board, index, settings), "sim-node starting")
+    assert rc == 0, out
+    before = snapshot(board.flash)
+    secrets = json.loads(settings[1].read_text())
+    secrets["wifi"]["password"] = "another-pass"
+    settings[1].write_text(json.dumps(secrets))
+    cfg, sec = settings
+    out, rc = run_until(["config", "--port", board.port, "--config", str(cfg), "--secrets", str(sec)],
+                        "sim-node starting")
+    assert rc == 0, out
+    assert [ln for ln in out.splitlines() if ln.startswith("Uploading")] == ["Uploading secrets.json"]
+    after = snapshot(board.flash)
+    assert sorted(k for k in after if after[k] != before.get(k)) == ["secrets.json"]
+    assert json.loads(after["secrets.json"][0])["wifi"]["password"] == "another-pass"
+
+    out, rc = run_until(["logs", "--port", board.port, "--reset"], "sim-node starting")
+    assert rc == 0, out
+    assert "MPY: soft reboot" in out and "app: sim-node starting" in out
