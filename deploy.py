@@ -259,9 +259,10 @@ class Board:
             return None
 
     def write(self, path, data):
-        if "/" in path:
-            d = path.rsplit("/", 1)[0]
-            if not self.t.fs_exists(d):
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d and not self.t.fs_exists(d):
                 self.t.fs_mkdir(d)
         try:
             self.t.fs_writefile(path, data)
@@ -826,6 +827,9 @@ COMMANDS = {None: cmd_deploy, "sim": cmd_sim, "monitor": cmd_monitor, "deps": cm
 
 
 def main(argv=None):
+    import serial
+    from mpremote.transport import TransportError
+
     args = parser().parse_args(argv)
     sys.path.insert(0, ROOT)
     try:
@@ -833,6 +837,13 @@ def main(argv=None):
     except Fail as e:
         print("deploy.py: %s" % e, file=sys.stderr)
         return 2
+    except (serial.SerialException, TransportError) as e:
+        print("deploy.py: lost the board (%s): check the cable and that nothing reset it, then run again"
+              % (str(e).splitlines() or ["?"])[0], file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deploy.py: interrupted; run again to finish (only what is missing is sent)", file=sys.stderr)
+        return 130
     return 0
 
 
