@@ -86,7 +86,10 @@ def _run(op, src):
 
 
 while True:
-    header = sys.stdin.buffer.readline()
+    try:
+        header = sys.stdin.buffer.readline()
+    except KeyboardInterrupt:  # a Ctrl-C that came just after a program ended: nothing to stop
+        continue
     if not header:
         break
     op, n = header.split()

@@ -370,3 +370,20 @@ def test_config_pushes_only_the_settings_and_logs_follow(board, index, settings)
     out, rc = run_until(["logs", "--port", board.port, "--reset"], "sim-node starting")
     assert rc == 0, out
     assert "MPY: soft reboot" in out and "app: sim-node starting" in out
+
+
+def test_emulator_serves_the_mpremote_cli(board, tmp_path):
+    """The emulated board as mpremote's own commands see it: copy, run, list, reset."""
+    src = tmp_path / "hello.py"
+    src.write_text("print('hello from', __name__)\n")
+    mpremote = [sys.executable, "-m", "mpremote", "connect", board.port]
+    p = subprocess.run(mpremote + ["fs", "cp", str(src), ":hello.py", "+", "exec", "import hello", "+",
+                                   "fs", "ls"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "hello from hello" in p.stdout and "hello.py" in p.stdout
+    assert open(os.path.join(board.flash, "hello.py")).read() == src.read_text()
+    p = subprocess.run(mpremote + ["exec", "import sys; print(sys.implementation._mpy & 0xff)"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "6"
+    p = subprocess.run(mpremote + ["exec", "1/0"], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "ZeroDivisionError" in p.stdout + p.stderr
