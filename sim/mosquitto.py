@@ -128,7 +128,10 @@ class Subscriber:
         self.messages = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
-        self._c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fireant-observer-%d" % os.getpid())
+        # One id per Subscriber: two with the same id in one process would keep
+        # taking the session from each other and miss messages.
+        client_id = "fireant-observer-%d-%x" % (os.getpid(), id(self))
+        self._c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
         self._c.username_pw_set(user, password)
         self._c.on_message = self._on_message
 
