@@ -827,11 +827,16 @@ COMMANDS = {None: cmd_deploy, "sim": cmd_sim, "monitor": cmd_monitor, "deps": cm
 
 
 def main(argv=None):
-    import serial
-    from mpremote.transport import TransportError
-
     args = parser().parse_args(argv)
     sys.path.insert(0, ROOT)
+    try:
+        import paho.mqtt.client  # noqa: F401  (sim, monitor)
+        import serial
+        from mpremote.transport import TransportError
+    except ImportError as e:
+        print("deploy.py: %s: pip install -r requirements-dev.txt, or run ./fireant deploy, which sets it up"
+              % e, file=sys.stderr)
+        return 2
     try:
         COMMANDS[args.command](args)
     except Fail as e:
