@@ -120,11 +120,17 @@ def build_files(config_path, secrets_path):
         raise Fail(str(e).splitlines()[0] + ": fix the source, then run again")
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    with open(config_path, "rb") as f:
-        files["config.json"] = f.read()
-    if os.path.exists(secrets_path):
-        with open(secrets_path, "rb") as f:
-            files["secrets.json"] = f.read()
+    files.update(settings_files(config_path, secrets_path))
+    return files
+
+
+def settings_files(config_path, secrets_path):
+    """config.json and, when there is one, secrets.json (one on the board is kept)."""
+    files = {}
+    for name, path in (("config.json", config_path), ("secrets.json", secrets_path)):
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                files[name] = f.read()
     return files
 
 
@@ -441,7 +447,7 @@ def cmd_deploy(args):
 
 def cmd_config(args):
     validate_config(args.config, args.secrets)
-    files = build_files_config(args.config, args.secrets)
+    files = settings_files(args.config, args.secrets)
     board = Board(find_port(args.port))
     try:
         state = board.hashes(sorted(files), ())["hashes"]
@@ -455,15 +461,6 @@ def cmd_config(args):
         board.follow(args.seconds)
     finally:
         board.close()
-
-
-def build_files_config(config_path, secrets_path):
-    files = {}
-    for name, path in (("config.json", config_path), ("secrets.json", secrets_path)):
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                files[name] = f.read()
-    return files
 
 
 def cmd_logs(args):
