@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -668,13 +669,12 @@ def cmd_monitor(args):
 # -- sim -----------------------------------------------------------------------
 
 def sim_raw(args, broker):
-    """config.json (and secrets) pointed at the local broker and the sim radio."""
-    from sim.mosquitto import PASSWORD, USER
-
+    """config.json (and secrets) pointed at the broker (host, port, user, password)
+    and the sim radio."""
     raw = merged_raw(args.config, args.secrets)
     mqtt = raw.setdefault("mqtt", {})
-    mqtt.update({"server": "127.0.0.1", "port": broker.port, "user": USER, "password": PASSWORD,
-                 "tls": False, "ca": ""})
+    host, port, user, password = broker
+    mqtt.update({"server": host, "port": port, "user": user, "password": password, "tls": False, "ca": ""})
     wifi = raw.setdefault("wifi", {})
     wifi.update({"ssid": wifi.get("ssid") or "simnet", "backoff_min_s": 0.5, "backoff_max_s": 5})
     raw.setdefault("sensor", {})["interval_s"] = args.interval
@@ -682,29 +682,43 @@ def sim_raw(args, broker):
 
 
 def cmd_sim(args):
-    from sim.mosquitto import Mosquitto
+    from sim.mosquitto import PASSWORD, USER, Mosquitto
 
-    try:
-        broker = Mosquitto().start()
-    except RuntimeError as e:
-        raise Fail("%s; or run ./fireant sim, which installs it" % e)
+    mosquitto = None
+    if args.broker:
+        raw = merged_raw(args.config, args.secrets).get("mqtt", {})
+        host, _, port = args.broker.partition(":")
+        broker = (host, int(port or 1883), raw.get("user", ""), raw.get("password", ""))
+    else:
+        try:
+            mosquitto = Mosquitto().start()
+        except RuntimeError as e:
+            raise Fail("%s; or run ./fireant sim, which installs it" % e)
+        broker = ("127.0.0.1", mosquitto.port, USER, PASSWORD)
     try:
         raw = sim_raw(args, broker)
+        print("Simulated board, broker %s:%d, a reading every %s s (Ctrl-C to stop)"
+              % (broker[0], broker[1], args.interval), flush=True)
         if args.micropython:
             _sim_micropython(args, raw, broker)
         else:
             _sim_cpython(args, raw, broker)
     finally:
-        broker.stop()
-        shutil.rmtree(broker.dir, ignore_errors=True)
-    return 0
+        if mosquitto:
+            mosquitto.stop()
+            shutil.rmtree(mosquitto.dir, ignore_errors=True)
+
+
+def _watch(cfg, broker):
+    readings, topics = _topics(cfg)
+    host, port, user, password = broker
+    return subscribe(host, port, Table(), topics, user, password, readings_topic=readings)
 
 
 def _sim_cpython(args, raw, broker):
     import asyncio
 
     from sim import firmware  # puts the sim board and the stand-ins on sys.path
-    from sim.mosquitto import PASSWORD, USER
 
     import app.board
 
@@ -712,11 +726,7 @@ def _sim_cpython(args, raw, broker):
         cfg = _config_module().validate(json.loads(json.dumps(raw)), app.board.min_interval_s())
     except ValueError as e:
         raise Fail("invalid configuration for the sim: %s" % e)
-    readings, topics = _topics(cfg)
-    table = Table()
-    print("Simulated board, broker 127.0.0.1:%d, a reading every %s s (Ctrl-C to stop)"
-          % (broker.port, args.interval), flush=True)
-    c = subscribe("127.0.0.1", broker.port, table, topics, USER, PASSWORD, readings_topic=readings)
+    c = _watch(cfg, broker)
 
     async def run():
         async with firmware.running(raw):
@@ -737,15 +747,15 @@ def _sim_cpython(args, raw, broker):
 def _sim_micropython(args, raw, broker):
     from sim import paths
     from sim.emulator import micropython_cmd
-    from sim.mosquitto import PASSWORD, USER
 
-    cfg = _config_module().validate(json.loads(json.dumps(raw)), {"DHT22": 0.05, "DHT11": 0.05})
+    try:
+        cfg = _config_module().validate(json.loads(json.dumps(raw)), {"DHT22": 0.05, "DHT11": 0.05})
+    except ValueError as e:
+        raise Fail("invalid configuration for the sim: %s" % e)
     if not paths.real_libs():
         print("Note: lib/ has no real mqtt_as, so the unix port uses the in-memory stand-in broker and no "
-              "readings reach Mosquitto; run `python deploy.py deps --host` first.", flush=True)
-    readings, topics = _topics(cfg)
-    table = Table()
-    c = subscribe("127.0.0.1", broker.port, table, topics, USER, PASSWORD, readings_topic=readings)
+              "readings reach the broker; run `python deploy.py deps --host` first.", flush=True)
+    c = _watch(cfg, broker)
     work = tempfile.mkdtemp(prefix="fireant-sim-")
     with open(os.path.join(work, "config.json"), "w") as f:
         json.dump(raw, f)
@@ -757,7 +767,7 @@ def _sim_micropython(args, raw, broker):
         pass
     finally:
         if p.poll() is None:
-            p.send_signal(2)  # Ctrl-C: the firmware says goodbye to the broker
+            p.send_signal(signal.SIGINT)  # Ctrl-C: the firmware says goodbye to the broker
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
@@ -797,6 +807,8 @@ def parser():
     _board_options(s, True)
     s.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
     s.add_argument("--micropython", action="store_true", help="run under the MicroPython unix port")
+    s.add_argument("--broker", help="HOST[:PORT] of a broker to use (user and password from the config) "
+                                    "instead of a throwaway local Mosquitto")
 
     s = sub.add_parser("monitor", help="print readings arriving at the broker as a live table")
     _board_options(s, True)
