@@ -9,6 +9,12 @@ the fault clears and, where the broker can notice, the will said `offline`.
 The gap bound is the interval plus an absolute margin for a noisy 2-core CI
 machine; the real figures are printed here (pytest -s) and measured by bench/.
 Nothing in a test may block the event loop: the firmware shares it.
+
+In-process the firmware runs on the CPython stand-in of mqtt_as, whose TLS
+handshake sits in a paho thread and so can never freeze the loop. The last tests
+therefore run the firmware under the MicroPython unix port with the real mqtt_as
+from lib/, where a blocking handshake would freeze everything, and where the
+keepalive that notices a half-open link is upstream's own.
 """
 import asyncio
 import json
@@ -20,6 +26,7 @@ import network
 import pytest
 import simboard
 
+from sim import paths, unixport
 from sim.dnsserver import DnsServer
 from sim.faultproxy import FaultProxy
 from sim.firmware import running, sim_config
@@ -364,3 +371,77 @@ async def test_outage_longer_than_the_queue_drops_oldest_and_reports_it(broker, 
     # Reported once connected: the retained stats message carries the count.
     assert stats[-1]["dropped"] >= dropped_in_outage and stats[-1]["dropped"] <= dropped
     assert fw.node.restarts == 0
+
+
+# -- the real mqtt_as under the MicroPython unix port (sim/unixport.py)
+
+needs_real_mqtt_as = pytest.mark.skipif(
+    not paths.real_libs(), reason="the real mqtt_as is not in lib/ (python deploy.py deps --host)")
+_STARTING = re.compile(r"\[\s*(\d+)\] app: .* starting: ")
+
+
+async def on_unix_port(raw, broker, observer, faults, heal_s, max_s):
+    """Run raw on the unix port with the real libraries; faults are (s, callable).
+    Stops once a reading taken 1 s after heal_s has arrived (so all before it
+    have). Returns the Run, the node's ticks at start, and the retained status then."""
+    dev, seen = raw["device"], {}
+
+    def caught_up(run):
+        start = [int(m.group(1)) for m in map(_STARTING.match, run.lines) if m]
+        if not start or not any(r["uptime_ms"] >= start[0] + (heal_s + 1) * 1000 for r in readings(observer, dev)):
+            return False
+        seen["start"] = start[0]
+        seen["retained"] = _retained(broker, "fireant/%s/status" % dev)  # this runs in unixport's thread
+        return True
+
+    run = await asyncio.to_thread(unixport.run, raw, faults=faults, broker=broker, libs="real",
+                                  heapsize="256K", heap_every_ms=0, seconds=max_s, until=caught_up)
+    assert "retained" in seen, "did not catch up within %d s:\n%s" % (max_s, run.output())
+    assert run.returncode == 0 and "Traceback" not in run.output(), run.output()
+    return run, seen["start"], seen["retained"]
+
+
+def in_loop(fn, *args):
+    """A fault for unixport's thread that acts in this test's event loop."""
+    loop = asyncio.get_running_loop()
+    return lambda: loop.call_soon_threadsafe(fn, *args)
+
+
+@needs_real_mqtt_as
+async def test_real_mqtt_as_stalled_tls_handshake_does_not_freeze_the_loop(broker, observer):
+    proxy = FaultProxy(broker.tls_port)
+    await proxy.start()
+    proxy.set_mode("blackhole")
+    raw = sim_config(broker, device="unix-tlsstall", mqtt={
+        "port": proxy.port, "tls": True, "ca": broker.certs["ca"]})
+    try:
+        run, _, after = await on_unix_port(raw, broker, observer, [(6, in_loop(proxy.set_mode, "pass"))], 6, 30)
+    finally:
+        await proxy.close()
+    fig = judge(readings(observer, "unix-tlsstall"))
+    report("unix tls stall", fig, attempts=proxy.accepted)
+    # With do_handshake=True the loop would sit in wrap_socket until the path heals (~5 s gap).
+    assert_promises(fig, "unix tls stall")
+    assert run.logged("cannot connect to 127.0.0.1") and "Timeout" in run.logged("cannot connect")[0]
+    assert proxy.accepted >= 2 and after == [("online", True)]
+
+
+@needs_real_mqtt_as
+async def test_real_mqtt_as_notices_a_half_open_link_by_keepalive(broker, observer):
+    proxy = FaultProxy(broker.port)
+    await proxy.start()
+    raw = sim_config(broker, device="unix-halfopen", mqtt={"port": proxy.port}, queue={"size": 150})
+    dev, ping_s, cut_s, heal_s = raw["device"], raw["mqtt"]["ping_interval_s"], 3, 17
+    faults = [(cut_s, in_loop(proxy.set_mode, "blackhole")), (heal_s, in_loop(proxy.set_mode, "pass"))]
+    try:
+        run, start, after = await on_unix_port(raw, broker, observer, faults, heal_s, 45)
+    finally:
+        await proxy.close()
+    lost_at = int(run.logged("mqtt: connection lost")[0].split("]")[0].strip("[ "))
+    noticed_s = (lost_at - start) / 1000 - cut_s
+    fig = judge(readings(observer, dev))
+    report("unix half-open %d s" % (heal_s - cut_s), fig, noticed_s=round(noticed_s, 1))
+    assert_promises(fig, "unix half-open")
+    assert noticed_s <= 5 * ping_s + 1.5  # four silent ping intervals, checked once per interval
+    live = [p for _, p in statuses(observer, dev)]
+    assert live[:3] == ["online", "offline", "online"] and after == [("online", True)]
