@@ -10,16 +10,24 @@ every figure and where mqtt_as itself bounds it.
 import asyncio
 import contextlib
 import os
-import sys
 import tempfile
 import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import metrics
+from . import heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
+UNIX_PORT = "unix_port"  # not a fault scenario: fireant alone on MicroPython, for its heap
+
+
+def _rounded(v):
+    if isinstance(v, float):
+        return round(v, 4)
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    return v
 
 
 def _entry(result):
@@ -35,16 +43,24 @@ def _entry(result):
         "blocking": bl,
         "ratio": {k: metrics.ratio(fa.get(k), bl.get(k)) for k in SHOWN},
     })
-    return entry
+    return _rounded(entry)
+
+
+def _unix_port(short):
+    try:
+        return heap.measure(short)
+    except (RuntimeError, OSError) as e:  # no micropython or mpy-cross on this host
+        return {"title": "firmware under the MicroPython unix port", "error": str(e)}
 
 
 def run(names=None, short=False, log_path=None, progress=None):
     """Run the named scenarios (all by default) and return {name: entry}. The
     firmware's log goes to log_path (a temporary file by default)."""
-    names = list(names or SCENARIOS)
-    unknown = [n for n in names if n not in SCENARIOS]
+    known = list(SCENARIOS) + [UNIX_PORT]
+    names = list(names or known)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError("unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(SCENARIOS)))
+        raise ValueError("unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))
     if log_path is None:
         fd, log_path = tempfile.mkstemp(prefix="fireant-bench-", suffix=".log")
         os.close(fd)
@@ -55,33 +71,33 @@ def run(names=None, short=False, log_path=None, progress=None):
                 progress("bench: %s ..." % name)
             t0 = time.monotonic()
             print("=== %s" % name)
-            results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
+            if name == UNIX_PORT:
+                results[name] = _unix_port(short)
+            else:
+                results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
             results[name]["wall_s"] = round(time.monotonic() - t0, 1)
-    results_log = log_path
     for entry in results.values():
-        entry["log"] = results_log
+        entry["log"] = log_path
     return results
 
 
-def _fmt(v, unit=""):
+def _fmt(v):
     if v is None:
         return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
     if isinstance(v, int):
         return str(v)
-    if v == float("inf"):
-        return "inf"
-    return ("%.2f" % v if abs(v) < 100 else "%.0f" % v) + unit
+    return "%.2f" % v if abs(v) < 100 else "%.0f" % v
 
 
 def table(results):
-    cols = ("max_gap_ratio", "missed", "lost", "duplicates", "recovery_s", "drain_per_s", "p50_ms", "p99_ms")
+    cols = SHOWN
     heads = ("max_gap", "missed", "lost", "dup", "recov_s", "drain/s", "p50_ms", "p99_ms")
     w = 9
     lines = ["%-18s %-9s" % ("scenario", "node") + "".join("%*s" % (w, h) for h in heads)]
     lines.append("-" * len(lines[0]))
     for name, e in results.items():
+        if name == UNIX_PORT:
+            continue
         rows = (("fireant", e["fireant"]), ("blocking", e["blocking"]), ("ratio", e["ratio"]))
         for i, (label, figs) in enumerate(rows):
             cells = "".join("%*s" % (w, _fmt(figs.get(c))) for c in cols)
@@ -101,8 +117,27 @@ def table(results):
     return "\n".join(lines)
 
 
+def unix_port_section(results):
+    e = results.get(UNIX_PORT)
+    if e is None:
+        return ""
+    if "heap_peak_bytes" not in e:
+        return "unix port: not measured: %s" % e.get("error")
+    lines = ["%s (%s)" % (e["title"], e["run"]),
+             "  heap live: steady %s B, peak %s B; after stop %s B" % (
+                 e["heap_steady_bytes"], e["heap_peak_bytes"], e["heap_after_stop_bytes"]),
+             "  fireant: max_gap %s, lost %s, dup %s over %s readings" % (
+                 _fmt(e["max_gap_ratio"]), e["lost"], e["duplicates"], e["readings"]),
+             "  " + e["note"]]
+    if e.get("error"):
+        lines.append("  run FAILED: " + e["error"])
+    return "\n".join(lines)
+
+
 def notes(results):
     out = []
     for name, e in results.items():
+        if name == UNIX_PORT:
+            continue
         out.append("%s: %s (interval %.1f s). %s" % (name, e["title"], e["interval_s"], e["note"]))
     return "\n".join(out)

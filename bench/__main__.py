@@ -11,9 +11,10 @@ max_gap  largest gap between consecutive readings' sample times / interval (1.00
 missed   sampling slots with no reading (the node was not sensing)
 lost     readings taken (seq) that never reached the subscriber
 dup      QoS 1 redeliveries (same seq again)
-recov_s  fault cleared -> first held-back reading at the subscriber
-drain/s  held-back readings delivered per second after recovery
-p50/p99  sample -> arrival at the subscriber, ms
+recov_s  fault cleared -> first reading at the subscriber (fireant's: the oldest it held back)
+drain/s  held-back readings delivered per second once through (fireant: bounded by mqtt_as, see docs)
+p50/p99  sample -> arrival at the subscriber, ms, of every reading after a healthy boot (2 s
+         warm-up): so under a fault they include the wait through it; healthy = steady state
 ratio    fireant / blocking ("-": no quotient: a side has no figure, or blocking's is 0)"""
 
 
@@ -27,6 +28,7 @@ def main(argv=None):
     if args.list:
         for name, sc in bench.SCENARIOS.items():
             print("%-18s %s" % (name, sc.title))
+        print("%-18s %s" % (bench.UNIX_PORT, "fireant alone under the MicroPython unix port: heap"))
         return 0
     t0 = time.monotonic()
     err = sys.stderr
@@ -39,9 +41,12 @@ def main(argv=None):
     print(LEGEND)
     print()
     print(bench.notes(results))
+    if bench.UNIX_PORT in results:
+        print()
+        print(bench.unix_port_section(results))
     print()
     print("ran %d scenarios in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
-                                                         next(iter(results.values()))["log"]))
+                                                         next(iter(results.values())).get("log")))
     return 0
 
 

@@ -5,6 +5,7 @@ uptime_ms (the node's ticks_ms, which on the sim board is the same clock), its
 arrival time from the subscriber.
 """
 
+WARMUP_S = 2.0
 FIGURES = ("max_gap_ratio", "missed", "lost", "duplicates", "recovery_s", "drain_per_s", "p50_ms", "p99_ms")
 
 
@@ -29,11 +30,12 @@ def _dead_slots(a, b, interval_s, windows):
     return n
 
 
-def figures(readings, interval_s, start_s, sample_time, clear_s=None, sensor_faults=()):
+def figures(readings, interval_s, start_s, sample_time, clear_s=None, sensor_faults=(), warmup_s=WARMUP_S):
     """readings: decoded payloads in arrival order, each with "_at" (arrival);
     sample_time(r) gives its sample time; start_s is when the node was started;
     clear_s when the fault cleared (None for a healthy run); sensor_faults are
-    (from, to) windows in which the sensor failed on purpose."""
+    (from, to) windows in which the sensor failed on purpose; warmup_s: 0 when
+    the fault was there from boot (then the boot's latency is the fault's)."""
     first = {}
     for r in readings:
         first.setdefault(r["seq"], r)
@@ -71,14 +73,10 @@ def figures(readings, interval_s, start_s, sample_time, clear_s=None, sensor_fau
         "drain_per_s": None,
         "backlog": None,
     }
-    # Latency in steady state: from the first reading delivered within one
-    # interval on (what queued while the node booted says nothing about it).
-    lat, steady = [], False
-    for r in by_seq:
-        wait = r["_at"] - sample_time(r)
-        steady = steady or wait < interval_s
-        if steady:
-            lat.append(wait * 1000)
+    # Latency of every reading after a healthy boot, whose backlog drains at
+    # mqtt_as's pace: from warmup_s after the node's first delivery.
+    steady = min((r["_at"] for r in unique), default=0) + warmup_s if warmup_s else float("-inf")
+    lat = [(r["_at"] - sample_time(r)) * 1000 for r in by_seq if sample_time(r) >= steady]
     out["p50_ms"] = percentile(lat, 50)
     out["p99_ms"] = percentile(lat, 99)
 
