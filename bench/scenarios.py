@@ -41,13 +41,14 @@ SETTLE_TIMEOUT_S = 45
 
 class Scenario:
     def __init__(self, name, title, script, interval_s, duration_s=None, proxy=False, tls=False,
-                 dns=False, queue=64, boot_fault=False, note=""):
+                 dns=False, queue=64, boot_fault=False, password=PASSWORD, note=""):
         self.name, self.title, self.script = name, title, script
         self.interval_s = interval_s
         self.duration_s = duration_s  # healthy runs: how long; fault runs settle instead
         self.proxy, self.tls, self.dns = proxy, tls, dns
         self.queue = queue
         self.boot_fault = boot_fault  # the fault is there from power-on
+        self.password = password  # the node's password as the broker first knows it
         self.note = note
 
 
@@ -259,11 +260,10 @@ async def tls_stall(run):
 
 
 @scenario("wrong_credentials", "broker refuses the credentials 4 s at boot, then accepts", boot_fault=True,
+          password="rotated-" + PASSWORD,
           note="fireant backs off 0.2..2 s between refused connects; the blocking node retries "
                "every 0.2 s (umqtt would raise MQTTException and the tutorial's node would stop).")
 async def wrong_credentials(run):
-    _set_broker_password(run.broker, USER, "rotated-" + PASSWORD)
-    await asyncio.sleep(0.3)  # the broker has reread its password file
     await run.start_nodes()
     await asyncio.sleep(run.seconds(4))
     _set_broker_password(run.broker, USER, PASSWORD)
@@ -309,7 +309,7 @@ def _dropped_reported(observer):
 async def run_scenario(sc, short=False):
     """Run one scenario; returns {"fireant": figures, "blocking": figures, ...}."""
     reset_board()
-    users = {USER: PASSWORD, OBSERVER[0]: OBSERVER[1]}
+    users = {USER: sc.password, OBSERVER[0]: OBSERVER[1]}
     with Mosquitto(tls=sc.tls, users=users) as broker:
         observer = Subscriber(broker, topics=(READINGS, STATS), user=OBSERVER[0], password=OBSERVER[1])
         run = Run(sc, broker, observer, short)
