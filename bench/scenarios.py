@@ -213,9 +213,10 @@ async def broker_restart(run):
     await run.start_nodes()
     await asyncio.sleep(run.seconds(3))
     run.set_path("reset")  # held closed until the observer is back
-    run.broker.stop()
+    # In threads: stopping and starting Mosquitto blocks, and fireant shares this loop.
+    await asyncio.to_thread(run.broker.stop)
     await asyncio.sleep(run.seconds(4))
-    run.broker.start()
+    await asyncio.to_thread(run.broker.start)
     await _wait_observer(run.observer)
     run.set_path("pass")
     run.cleared()
@@ -266,7 +267,7 @@ async def tls_stall(run):
 async def wrong_credentials(run):
     await run.start_nodes()
     await asyncio.sleep(run.seconds(4))
-    _set_broker_password(run.broker, USER, PASSWORD)
+    await asyncio.to_thread(_set_broker_password, run.broker, USER, PASSWORD)
     run.cleared()
 
 
