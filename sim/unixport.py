@@ -10,8 +10,10 @@ The process runs `import app; app.run()` (main.py's entry, through sim/unixrun.p
 under `micropython -X heapsize=...` in a scratch directory holding config.json,
 then gets SIGINT, which MicroPython raises as KeyboardInterrupt: the Ctrl-C path.
 
-- build "py": app/ (and lib/) as source, compiled on import as a board would;
-  build "mpy": compiled by build.py, what deploy.py uploads. The sim board
+- build "py": app/ as source, compiled on import as a board would (the real
+  libraries precompiled all the same: compiling mqtt_as needs more RAM than a
+  board has, so deploy.py always uploads it compiled); build "mpy": everything
+  compiled by build.py, what deploy.py uploads. The sim board
   modules (machine, network, dht, simboard) stand for the board's ROM and are
   always precompiled, so they never cost compile-time RAM.
 - libs "standin": sim/standin's mqtt_as (in-memory broker, published messages
@@ -39,6 +41,7 @@ from sim import paths
 BOARD_MODULES = ("simboard", "machine", "network", "dht", "unixrun")
 STANDIN_FILES = ("mqtt_as/__init__.py", "mqtt_as/_memory.py", "primitives/__init__.py",
                  "primitives/ringbuf_queue.py")
+_TICKS = re.compile(r"\[\s*(\d+)\] ")
 _HEAP_LINE = re.compile(r"\[\s*(\d+)\] heap: (\d+) live")
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
@@ -77,6 +80,14 @@ class Run:
     def logged(self, text):
         return [line for line in self.lines if text in line]
 
+    def last_ticks(self):
+        """The node's ticks_ms in its latest log line (its clock, as uptime_ms)."""
+        for line in reversed(self.lines):
+            m = _TICKS.match(line)
+            if m:
+                return int(m.group(1))
+        return None
+
     def readings(self, topic="sensors/environmental"):
         return [json.loads(p) for t, _, p in self.messages if t == topic]
 
@@ -111,8 +122,9 @@ def prepare(work, build="mpy", libs="standin"):
     else:
         os.makedirs(fw, exist_ok=True)
         os.symlink(os.path.join(paths.ROOT, "app"), os.path.join(fw, "app"))
-        if libs == "real":
-            os.symlink(paths.LIB, os.path.join(fw, "lib"))
+        if libs == "real":  # deploy.py installs them compiled either way
+            for rel in builder.LIB_FILES:
+                _compile(os.path.join(paths.LIB, rel), os.path.join(fw, "lib", rel[:-3] + ".mpy"), mpy_cross)
     order = [board, os.path.join(fw, "lib"), fw]
     if libs != "real":
         standin = os.path.join(work, "standin")
@@ -147,14 +159,16 @@ class _Control:
 
 
 def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, broker=None,
-        heap_every_ms=500, until=None, workdir=None):
+        heap_every_ms=500, until=None, max_seconds=None, workdir=None):
     """Run the firmware on the unix port and stop it with Ctrl-C; returns a Run.
 
     raw: config dict (sim.firmware.sim_config). faults: [(s, dict or callable)],
     s counted from the "starting" log line. seconds: run time from that line, then
-    SIGINT. until(run) -> bool may end the run earlier (polled every 0.1 s).
-    heap_every_ms: heap sample period (0: only the final one). Never raises on a
-    firmware failure (MemoryError, crash): the Run's returncode and lines tell.
+    SIGINT; with until(run) -> bool the run goes on past seconds until it is true
+    (polled every 0.1 s, run.messages and run.lines current) or max_seconds
+    (default seconds + 30). heap_every_ms: heap sample period (0: only the final
+    one). Never raises on a firmware failure (MemoryError, crash): the Run's
+    returncode and lines tell.
     """
     if libs is None:
         libs = "real" if paths.real_libs() and broker is not None else "standin"
@@ -178,16 +192,23 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
             from sim.mosquitto import Subscriber
 
             sub = Subscriber(broker)
-        _drive(result, [micropython_exe(), "-X", "heapsize=%s" % heapsize, "-m", "unixrun"],
-               work, env, control, sorted(faults, key=lambda f: f[0]), seconds, until)
+
+        def refresh():
+            if sub is not None:
+                result.messages = [(t, r, p) for _, t, p, r in list(sub.messages)]
+            elif os.path.exists(broker_log):
+                with open(broker_log) as f:
+                    lines = f.read().splitlines()
+                result.messages = [(t, r == "1", p) for t, r, p in
+                                   (line.split("\t", 2) for line in lines if line.count("\t") >= 2)]
+
+        if max_seconds is None:
+            max_seconds = seconds + 30
+        _drive(result, [micropython_exe(), "-X", "heapsize=%s" % heapsize, "-m", "unixrun"], work, env,
+               control, sorted(faults, key=lambda f: f[0]), seconds, until, max_seconds, refresh)
         if sub is not None:
             time.sleep(0.5)  # last PUBACKed messages reach the observer
-            result.messages = [(t, r, p) for _, t, p, r in sub.messages]
-        elif os.path.exists(broker_log):
-            with open(broker_log) as f:
-                for line in f.read().splitlines():
-                    t, r, p = line.split("\t", 2)
-                    result.messages.append((t, r == "1", p))
+        refresh()
     finally:
         if sub is not None:
             sub.close()
@@ -200,7 +221,7 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
     return result
 
 
-def _drive(result, cmd, cwd, env, control, faults, seconds, until):
+def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, refresh):
     started = threading.Event()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -225,8 +246,12 @@ def _drive(result, cmd, cwd, env, control, faults, seconds, until):
             pending = list(faults)
             while proc.poll() is None:
                 elapsed = time.monotonic() - start
-                if elapsed >= seconds or (until is not None and until(result)):
-                    break
+                if elapsed >= seconds:
+                    if until is None or elapsed >= max_seconds:
+                        break
+                    refresh()
+                    if until(result):
+                        break
                 while pending and pending[0][0] <= elapsed:
                     change = pending.pop(0)[1]
                     if callable(change):

@@ -24,4 +24,6 @@ if _period:
 app.run()
 gc.collect()
 print("[%9d] heap: %d live %d free" % (ticks_ms(), gc.mem_alloc(), gc.mem_free()))
-print("[%9d] unixrun: app.run() returned" % ticks_ms())
+import machine  # noqa: E402  (the sim board's: what the pins were left at)
+
+print("[%9d] unixrun: app.run() returned; pin levels %r" % (ticks_ms(), sorted(machine.Pin.levels.items())))
