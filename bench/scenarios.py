@@ -330,6 +330,9 @@ async def run_scenario(sc, short=False):
                                         0 if sc.boot_fault else metrics.WARMUP_S)
         out[FIREANT]["dropped"] = fw_node.dropped
         out[FIREANT]["dropped_reported"] = _dropped_reported(observer)
-        out[FIREANT]["restarts"] = fw_node.restarts
-        out[BLOCKING]["crashed"] = run.blocking.crashed
+        out[FIREANT].update(restarts=fw_node.restarts, connects=fw_node.broker_connects,
+                            sensor_errors=fw_node.sensor_errors)
+        bl = run.blocking
+        out[BLOCKING].update(crashed=bl.crashed, connects=bl.connects, connect_failures=bl.connect_failures,
+                             sensor_errors=bl.sensor_errors)
     return out
