@@ -1,0 +1,35 @@
+# The validator as the board runs it: every bad setting is refused with a
+# message naming the key; good settings come back with defaults filled in.
+from app.config import ConfigError, validate
+
+BAD = (
+    {"wifi": {"ssid": "x"}},
+    {"mqtt": {"server": ""}},
+    {"mqtt": {"server": "b", "port": "1883"}},
+    {"mqtt": {"server": "b", "port": 70000}},
+    {"mqtt": {"server": "b", "tls": "yes"}},
+    {"mqtt": {"server": "b"}, "sensor": {"pin": 4.5}},
+    {"mqtt": {"server": "b"}, "sensor": {"type": "DHT21"}},
+    {"mqtt": {"server": "b"}, "sensor": {"interval_s": 1}},
+    {"mqtt": {"server": "b"}, "sensor": {"type": "DHT11", "interval_s": 0.5}},
+    {"mqtt": {"server": "b"}, "queue": {"size": 0}},
+    {"mqtt": {"server": "b", "topic": "sensors/#"}},
+    {"mqtt": {"server": "b", "password": "p"}},
+    {"mqtt": {"server": "b", "keepalive_s": 10, "ping_interval_s": 8}},
+    {"mqtt": {"server": "b"}, "wifi": {"ap_ssid": "fireant", "ap_password": "short"}},
+    {"mqtt": {"server": "b"}, "wifi": {"backoff_min_s": 10, "backoff_max_s": 5}},
+    {"mqtt": {"server": "b"}, "led": {"pin": True}},
+    [1, 2],
+)
+
+for raw in BAD:
+    try:
+        validate(raw)
+        print("accepted", raw)
+    except ConfigError as e:
+        print(e)
+
+cfg = validate({"wifi": {"ssid": "home"}, "mqtt": {"server": "192.168.1.10"}, "led": {"pin": None}})
+for section in sorted(cfg):
+    value = cfg[section]
+    print(section, sorted(value.items()) if isinstance(value, dict) else repr(value))
