@@ -81,7 +81,9 @@ class Run:
         self.fw = None
         self.blocking = None
         self.started = {}
-        self.clear_s = None
+        self.clear_s = None  # when the script called cleared()
+        self.seq_at_clear = {}
+        self.settled = None
         self.sensor_faults = []
         self._stack = contextlib.AsyncExitStack()
 
