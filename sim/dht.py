@@ -7,7 +7,7 @@ MIN_INTERVAL_S = {"DHT22": 0.05, "DHT11": 0.05}
 reads = 0  # measure() calls, for tests
 
 
-class DHTBase:
+class DHT22:
     def __init__(self, pin):
         self.pin = pin
         self._t = self._h = None
@@ -22,6 +22,8 @@ class DHTBase:
             self._t, self._h = 255.5, 150.0
         else:
             self._t, self._h = simboard.get("temperature"), simboard.get("humidity")
+        if type(self) is DHT11:  # whole degrees and percent
+            self._t, self._h = int(self._t), int(self._h)
 
     def temperature(self):
         return self._t
@@ -30,11 +32,5 @@ class DHTBase:
         return self._h
 
 
-class DHT11(DHTBase):
-    def measure(self):
-        DHTBase.measure(self)
-        self._t, self._h = int(self._t), int(self._h)
-
-
-class DHT22(DHTBase):
+class DHT11(DHT22):
     pass
