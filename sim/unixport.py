@@ -100,22 +100,24 @@ class Run:
         return "micropython -X heapsize=%s, %s build, %s" % (self.heapsize, self.build, libs)
 
 
-def _compile(src, dst, mpy_cross):
+def _compile(src, dst, mpy_cross, name):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    subprocess.run(mpy_cross + ["-o", dst, src], check=True, capture_output=True)
+    subprocess.run(mpy_cross + ["-o", dst, "-s", name, src], check=True, capture_output=True)
 
 
 def prepare(work, build="mpy", libs="standin"):
-    """Lay out work/ for a run; returns the MICROPYPATH. Board modules and the
-    chosen libraries come first, as on a board (lib/ before the app)."""
+    """Lay out work/ for a run; returns the MICROPYPATH, relative to work/ (the
+    run's cwd) so that module paths cost the heap no more than on a board's
+    flash. Board modules and the chosen libraries come first, as on a board
+    (lib/ before the app)."""
     if paths.ROOT not in sys.path:
         sys.path.insert(0, paths.ROOT)
     import build as builder
 
     mpy_cross = builder.mpy_cross_command()
-    board = os.path.join(work, "board")
     for name in BOARD_MODULES:
-        _compile(os.path.join(paths.SIM, name + ".py"), os.path.join(board, name + ".mpy"), mpy_cross)
+        _compile(os.path.join(paths.SIM, name + ".py"), os.path.join(work, "board", name + ".mpy"), mpy_cross,
+                 name + ".py")
     fw = os.path.join(work, "fw")
     if build == "mpy":
         builder.compile_tree(fw, include_lib=libs == "real", mpy_cross=mpy_cross)
@@ -124,18 +126,18 @@ def prepare(work, build="mpy", libs="standin"):
         os.symlink(os.path.join(paths.ROOT, "app"), os.path.join(fw, "app"))
         if libs == "real":  # deploy.py installs them compiled either way
             for rel in builder.LIB_FILES:
-                _compile(os.path.join(paths.LIB, rel), os.path.join(fw, "lib", rel[:-3] + ".mpy"), mpy_cross)
-    order = [board, os.path.join(fw, "lib"), fw]
+                _compile(os.path.join(paths.LIB, rel), os.path.join(fw, "lib", rel[:-3] + ".mpy"), mpy_cross,
+                         "lib/" + rel)
+    order = ["board", "fw/lib", "fw"]
     if libs != "real":
-        standin = os.path.join(work, "standin")
         for rel in STANDIN_FILES:
-            src = os.path.join(paths.STANDIN, rel)
+            src, dst = os.path.join(paths.STANDIN, rel), os.path.join(work, "standin", rel)
             if build == "mpy":
-                _compile(src, os.path.join(standin, rel[:-3] + ".mpy"), mpy_cross)
+                _compile(src, dst[:-3] + ".mpy", mpy_cross, rel)
             else:
-                os.makedirs(os.path.dirname(os.path.join(standin, rel)), exist_ok=True)
-                shutil.copyfile(src, os.path.join(standin, rel))
-        order.append(standin)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(src, dst)
+        order.append("standin")
     return ":".join(order + [".frozen"])
 
 
