@@ -45,7 +45,7 @@ def main(argv=None):
         print()
         print(bench.unix_port_section(results))
     print()
-    print("ran %d scenarios in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
+    print("ran %d scenario(s) in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
                                                          next(iter(results.values())).get("log")))
     return 0
 

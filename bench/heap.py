@@ -12,7 +12,7 @@ from sim import paths, unixport
 from sim.firmware import sim_config
 from sim.mosquitto import Mosquitto
 
-HEAPSIZE = "160K"
+HEAPSIZE = "128K"  # the unix-port tier's budget (tests/test_unixport.py)
 HEAP_EVERY_MS = 250
 INTERVAL_S = 0.5
 DOWN_S, UP_S, RUN_S = 4, 7, 16  # from the firmware's "starting" line
