@@ -47,10 +47,12 @@ def _entry(result):
 
 
 def _unix_port(short):
+    entry = dict.fromkeys(SHOWN)  # every scenario has every key; null: not measured here
     try:
-        return heap.measure(short)
+        entry.update(heap.measure(short))
     except (RuntimeError, OSError) as e:  # no micropython or mpy-cross on this host
-        return {"title": "firmware under the MicroPython unix port", "error": str(e)}
+        entry.update(title="firmware under the MicroPython unix port", error=str(e))
+    return _rounded(entry)
 
 
 def run(names=None, short=False, log_path=None, progress=None):
