@@ -33,6 +33,7 @@ import time
 
 import dht
 import machine
+import network
 import paho.mqtt.client as paho
 import simboard
 
@@ -69,9 +70,8 @@ class RobustClient:
         # umqtt.simple calls socket.getaddrinfo() on every connect(); it blocks.
         # The same query and timeout as fireant's app/dns.py, waited for in place.
         self._check_link()
-        from app import board
-
-        return asyncio.run(dns.resolve(self._server, board.dns_server()))
+        server = ("127.0.0.1", network.DNS_PORT)  # what the sim network's DHCP hands a station
+        return asyncio.run(dns.resolve(self._server, server))
 
     def connect(self):
         self.close()
