@@ -173,7 +173,7 @@ async def _wait_observer(observer):
     # The observer reconnects by itself after a broker restart; until it has,
     # anything published would be lost to it, not by the nodes.
     for _ in range(200):
-        if observer._c.is_connected():
+        if observer.connected():
             await asyncio.sleep(0.5)  # its SUBSCRIBE is on the way
             return
         await asyncio.sleep(0.05)

@@ -151,6 +151,9 @@ class Subscriber:
         with self._lock:
             self.messages.append((time.monotonic(), msg.topic, msg.payload.decode(errors="replace"), msg.retain))
 
+    def connected(self):
+        return self._c.is_connected()
+
     def on(self, topic):
         with self._lock:
             return [m for m in self.messages if m[1] == topic]
