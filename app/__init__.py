@@ -50,7 +50,9 @@ class Firmware:
         if self.node.broker_up:
             status = topic(self.cfg["mqtt"]["status_topic"], self.node.device)
             try:
-                await asyncio.wait_for(self.client.publish(status, "offline", True, 1), 2)
+                # QoS 0: after Ctrl-C mqtt_as's reader task is gone, so a PUBACK would
+                # never be seen; TCP still delivers this ahead of the DISCONNECT.
+                await asyncio.wait_for(self.client.publish(status, "offline", True, 0), 2)
             except Exception as e:  # TimeoutError, OSError: the will covers it
                 log("app", "could not publish offline: %r" % e)
         try:
