@@ -19,10 +19,14 @@ import pytest
 from sim import paths, unixport
 from sim.firmware import sim_config
 
-# Heap budgets (-X heapsize) per build and library variant; see docs/unixport.md
-# for the figures behind them.
-HEAP = {("mpy", "standin"): "128K", ("py", "standin"): "128K",
-        ("mpy", "real"): "128K", ("py", "real"): "128K"}
+# Heap budgets (-X heapsize): the smallest heap each variant survived this
+# file's scenarios in (full backlog included), in 2 KB steps, plus 4 KB. Measured
+# on the 64-bit unix port, where every object is about twice its size on an
+# ESP8266: stand-ins .mpy 70K, .py 78K (compiling app/ on import), real
+# mqtt_as .mpy 84K, .py 90K. The issue's 64K is not met yet: docs/unixport.md
+# has the per-module figures and what would close the gap.
+HEAP = {("mpy", "standin"): "74K", ("py", "standin"): "82K",
+        ("mpy", "real"): "88K", ("py", "real"): "94K"}
 INTERVAL_MS = 200
 LED_PIN = 2  # active low in sim_config: level 1 is off
 # Seconds after "starting": the link is away for 2 s (mqtt_as then needs ~7 s to
@@ -144,20 +148,23 @@ def test_ctrl_c_stops_cleanly(run):
 # -- leak check: heap in use after repeated outage/recovery cycles
 
 CYCLE_S = 11  # link away 1 s, mqtt_as's ~7 s reconnection, the backlog drains, then steady
-CYCLES = 4
-LEAK_TOLERANCE = 512  # bytes over cycles 2..4: an in-flight reading, log strings
+CYCLES = 5
+# Cycles 2..5 measured flat to the byte here; the sim's radio-call log once leaked
+# ~100 B a cycle (400 B over these cycles). The slack is for a reading in flight.
+LEAK_TOLERANCE = 256
 
 
-def test_heap_does_not_grow_across_outage_cycles():
-    """The .mpy build with the stand-ins (what runs everywhere): after a warm-up
-    cycle, the live heap in the steady phase before each outage stays flat."""
-    raw = sim_config(sensor={"interval_s": 0.1}, queue={"size": QUEUE})
+def test_heap_does_not_grow_across_outage_cycles(libs, request):
+    """The .mpy build: after a warm-up cycle (the backlog ring fills in its
+    outage), the live heap in the steady phase before each outage stays flat."""
+    broker = request.getfixturevalue("broker") if libs == "real" else None
+    raw = sim_config(broker, sensor={"interval_s": 0.1}, queue={"size": QUEUE})
     script, marks = [], []
     for i in range(CYCLES):
-        t = 4 + i * CYCLE_S  # cycle 1 is the warm-up: the backlog ring fills in its outage
+        t = 4 + i * CYCLE_S
         script += [(t, {"link": False}), (t + 1, {"link": True})]
         marks.append(t)
-    r = unixport.run(raw, script, heapsize=HEAP[("mpy", "standin")], build="mpy", libs="standin",
+    r = unixport.run(raw, script, heapsize=HEAP[("mpy", libs)], build="mpy", libs=libs, broker=broker,
                      seconds=marks[-1] + 0.5, heap_every_ms=200)
     assert r.returncode == 0 and not r.logged("Traceback"), r.output()
     assert len(r.logged("mqtt: connected")) >= CYCLES, r.output()
