@@ -39,15 +39,24 @@ QUEUE = 64  # the outage (~9 s, ~45 readings) fits: nothing may be lost
 _runs = {}
 
 
-def _variant(build, libs, broker):
+def _say(request, text):
+    """Shown in the test output even when pytest captures it: which variant ran."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(text)
+    else:
+        print(text)
+
+
+def _variant(build, libs, broker, request):
     key = (build, libs)
     if key not in _runs:
         raw = sim_config(broker if libs == "real" else None, sensor={"interval_s": INTERVAL_MS / 1000},
                          queue={"size": QUEUE})
         r = unixport.run(raw, SCRIPT, heapsize=HEAP[key], build=build, libs=libs, seconds=STOP,
                          broker=broker if libs == "real" else None, until=_caught_up, max_seconds=STOP + 30)
-        print("\nunix port ran: %s; %.1f s; heap live max %d, at stop %d bytes" % (
-            r.describe(), r.seconds, max(h for _, h in r.heap), r.heap[-1][1] if r.heap else -1))
+        _say(request, "\nunix port ran: %s; %.1f s; live heap max %s, after stop %s bytes" % (
+            r.describe(), r.seconds, max((h for _, h in r.heap), default="-"), r.heap[-1][1] if r.heap else "-"))
         _runs[key] = r
     return _runs[key]
 
@@ -78,6 +87,8 @@ def build(request):
 @pytest.fixture(params=["standin", "real"])
 def libs(request):
     if request.param == "real" and not paths.real_libs():
+        _say(request, "\nunix port: real-library variant skipped, lib/ has no mqtt_as/primitives; "
+                      "the stand-in variant runs")
         pytest.skip("lib/mqtt_as and lib/primitives are not installed (`python deploy.py deps` "
                     "fetches them from GitHub): the real-library variant needs them; "
                     "the stand-in variant ran instead")
@@ -87,7 +98,7 @@ def libs(request):
 @pytest.fixture
 def run(build, libs, request):
     broker = request.getfixturevalue("broker") if libs == "real" else None
-    r = _variant(build, libs, broker)
+    r = _variant(build, libs, broker, request)
     assert r.returncode == 0 and not r.logged("Traceback"), r.output()
     return r
 
@@ -174,5 +185,5 @@ def test_heap_does_not_grow_across_outage_cycles(libs, request):
         window = [h for at, h in r.heap if t0 + (t - 1.5) * 1000 <= at < t0 + t * 1000]
         assert window, "no heap samples before the outage at %s s" % t
         steady.append(min(window))
-    print("\nleak check (%s): steady live heap before each outage: %s bytes" % (r.describe(), steady))
+    _say(request, "\nleak check (%s): steady live heap before each outage: %s bytes" % (r.describe(), steady))
     assert max(steady[1:]) - steady[1] <= LEAK_TOLERANCE, steady
