@@ -37,15 +37,20 @@ SCRIPT = [(LINK_DOWN, {"link": False}), (LINK_UP, {"link": True}),
 QUEUE = 64  # the outage (~9 s, ~45 readings) fits: nothing may be lost
 
 _runs = {}
+_said = set()
 
 
 def _say(request, text):
-    """Shown in the test output even when pytest captures it: which variant ran."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(text)
-    else:
+    """Shown once in the test output even when pytest captures it: which variant ran."""
+    if text in _said:
+        return
+    _said.add(text)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
         print(text)
+        return
+    with capture.global_and_fixture_disabled():
+        print(text, flush=True)
 
 
 def _variant(build, libs, broker, request):
