@@ -19,6 +19,7 @@ keepalive that notices a half-open link is upstream's own.
 import asyncio
 import json
 import re
+import sys
 import time
 from time import ticks_ms
 
@@ -50,8 +51,8 @@ def readings(sub, device):
 
 
 def judge(arrived):
-    """Figures read from the outside: duplicates, lost seqs, order, max gap between
-    consecutive readings (by uptime_ms) and the gaps themselves."""
+    """Figures read from the outside: readings received, duplicates, seqs missing,
+    arrival in seq order, and the max gap in uptime_ms between consecutive seqs."""
     seen, unique = set(), []
     for r in arrived:
         if r["seq"] not in seen:
@@ -70,8 +71,11 @@ def judge(arrived):
 
 
 def report(name, figures, **extra):
-    shown = dict(figures, lost=len(figures["lost"]), **extra)
-    print("fault %-22s %s" % (name, " ".join("%s=%s" % kv for kv in shown.items())))
+    """One line of figures, seen with pytest -s. To the real stdout: some tests
+    read the firmware's log through capsys."""
+    shown = dict(figures, lost=len(figures["lost"])) if figures else {}
+    shown.update(extra)
+    print("fault %-22s %s" % (name, " ".join("%s=%s" % kv for kv in shown.items())), file=sys.__stdout__)
 
 
 def recovery_s(arrived, healed_at, last_before):
@@ -227,8 +231,7 @@ async def test_dns_outage_does_not_freeze_sensing(broker, observer, capsys):
     out = capsys.readouterr().out
     arrived = readings(observer, "fault-dns")
     fig = judge(arrived)
-    with capsys.disabled():
-        report("dns silent", fig, connected_s=round(connected_s, 1), recovery_s=recovery_s(arrived, healed, 0))
+    report("dns silent", fig, connected_s=round(connected_s, 1), recovery_s=recovery_s(arrived, healed, 0))
     assert_promises(fig, "dns silent")
     assert taken_in_outage >= 18  # ~4 s of outage at 5 readings/s
     assert min(r["_at"] for r in arrived) >= healed  # nothing could be sent before the name resolved
@@ -278,9 +281,8 @@ async def test_stalled_tls_handshake_does_not_freeze_sensing(broker, observer, c
     out = capsys.readouterr().out
     arrived = readings(observer, dev)
     fig = judge(arrived)
-    with capsys.disabled():
-        report("tls handshake stall", fig, connected_s=round(connected_s, 1),
-               recovery_s=recovery_s(arrived, healed, 0))
+    report("tls handshake stall", fig, connected_s=round(connected_s, 1),
+           recovery_s=recovery_s(arrived, healed, 0))
     assert_promises(fig, "tls stall")
     assert stalled >= 1 and taken_in_stall >= 15
     assert re.search(r"cannot connect to localhost: .*Timeout", out)  # the stalled attempt gave up
@@ -301,8 +303,7 @@ async def test_wrong_credentials_back_off_without_crashing(broker, observer, cap
     out = capsys.readouterr().out
     refusals = re.findall(r"mqtt: cannot connect to 127\.0\.0\.1: (.*); retry in (\d+) ms", out)
     delays = [int(ms) for _, ms in refusals]
-    with capsys.disabled():
-        print("fault wrong credentials     attempts=%d retry_ms=%s" % (attempts, delays))
+    report("wrong credentials", None, attempts=attempts, retry_ms=delays)
     assert len(refusals) >= 4 and len(refusals) in (attempts, attempts - 1)  # one log line per refusal
     assert all("not authorised" in why or "bad user name or password" in why for why, _ in refusals)
     # Capped exponential backoff with jitter in [d/2, d]: 200 ms, then 400, then 800 for ever.
