@@ -10,10 +10,10 @@ The process runs `import app; app.run()` (main.py's entry, through sim/unixrun.p
 under `micropython -X heapsize=...` in a scratch directory holding config.json,
 then gets SIGINT, which MicroPython raises as KeyboardInterrupt: the Ctrl-C path.
 
-- build "py": app/ as source, compiled on import as a board would (the real
-  libraries precompiled all the same: compiling mqtt_as needs more RAM than a
-  board has, so deploy.py always uploads it compiled); build "mpy": everything
-  compiled by build.py, what deploy.py uploads. The sim board
+- build "py": app/ as source, compiled on import as a board would (the
+  libraries, real or stand-in, precompiled all the same: compiling mqtt_as needs
+  more RAM than a board has, so deploy.py always uploads it compiled); build
+  "mpy": everything compiled by build.py, what deploy.py uploads. The sim board
   modules (machine, network, dht, simboard) stand for the board's ROM and are
   always precompiled, so they never cost compile-time RAM.
 - libs "standin": sim/standin's mqtt_as (in-memory broker, published messages
@@ -135,14 +135,10 @@ def prepare(work, build="mpy", libs="standin"):
                 _compile(os.path.join(paths.LIB, rel), os.path.join(fw, "lib", rel[:-3] + ".mpy"), mpy_cross,
                          "lib/" + rel)
     order = ["board", "fw/lib", "fw"]
-    if libs != "real":
+    if libs != "real":  # compiled in both builds, as the libraries they stand for
         for rel in STANDIN_FILES:
-            src, dst = os.path.join(paths.STANDIN, rel), os.path.join(work, "standin", rel)
-            if build == "mpy":
-                _compile(src, dst[:-3] + ".mpy", mpy_cross, rel)
-            else:
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copyfile(src, dst)
+            _compile(os.path.join(paths.STANDIN, rel), os.path.join(work, "standin", rel[:-3] + ".mpy"),
+                     mpy_cross, rel)
         order.append("standin")
     return ":".join(order + [".frozen"])
 
