@@ -1,10 +1,13 @@
-"""Readings not yet acknowledged by the broker, oldest first, in fixed storage.
+"""Readings not yet acknowledged by the broker, oldest first, in storage fixed at boot.
 
-A reading leaves only after its PUBACK: the publisher peeks at the oldest, publishes
-it, then removes it. When the queue is full the oldest reading is dropped and
-counted, unless it is the one being published (that one is on its way).
+micropython-async's RingbufQueue, over an array, holds the readings' seq numbers; a
+reading's fields live in a preallocated array at slot seq % size, so taking a reading
+allocates nothing. A reading leaves only after its PUBACK: the publisher takes the
+oldest, publishes it, then calls done(). When the queue is full the oldest reading is
+dropped and counted, unless it is the one being published (that one is on its way).
 """
 import asyncio
+from array import array
 
 from primitives import RingbufQueue
 
@@ -12,30 +15,39 @@ from primitives import RingbufQueue
 class Backlog:
     def __init__(self, node, size):
         self._node = node
-        self._q = RingbufQueue(size + 1)  # a ring of n slots holds n - 1
+        self._size = size
+        # The queue holds the newest readings' seqs, consecutive numbers, so no two
+        # share a slot; a ring of n places holds n - 1.
+        self._q = RingbufQueue(array("i", bytearray(4 * (size + 1))))
+        self._fields = array("i", bytearray(12 * size))  # uptime_ms, t10, h10 per slot
         self._ready = asyncio.Event()
-        self._inflight = None
+        self._inflight = 0  # seq being published (seqs start at 1)
 
     def __len__(self):
         return self._q.qsize()
 
-    def put(self, reading):
-        """Never blocks."""
-        if self._q.full():
-            if self._q.get_nowait() is not self._inflight:
-                self._node.dropped += 1
-        self._q.put_nowait(reading)
+    def put(self, seq, uptime_ms, t10, h10):
+        """Never blocks, allocates nothing."""
+        if self._q.full() and self._q.get_nowait() != self._inflight:
+            self._node.dropped += 1
+        f, i = self._fields, 3 * (seq % self._size)
+        f[i] = uptime_ms
+        f[i + 1] = t10
+        f[i + 2] = h10
+        self._q.put_nowait(seq)
         self._ready.set()
 
     async def oldest(self):
+        """(seq, uptime_ms, t10, h10) of the oldest reading; waits for one."""
         while self._q.empty():
             self._ready.clear()
             await self._ready.wait()
-        self._inflight = self._q.peek()
-        return self._inflight
+        seq = self._inflight = self._q.peek()
+        f, i = self._fields, 3 * (seq % self._size)
+        return seq, f[i], f[i + 1], f[i + 2]
 
-    def done(self, reading):
-        """reading (from oldest()) is acknowledged: remove it if still queued."""
-        if not self._q.empty() and self._q.peek() is reading:
+    def done(self, seq):
+        """The reading is acknowledged: remove it if it is still queued."""
+        if not self._q.empty() and self._q.peek() == seq:
             self._q.get_nowait()
-        self._inflight = None
+        self._inflight = 0

@@ -43,7 +43,10 @@ def client_config(cfg, device, defaults):
         if m["ca"]:
             import ssl
 
-            params["cadata"] = _der(m["ca"])
+            try:
+                params["cadata"] = _der(m["ca"])
+            except OSError as e:  # keep sensing; every connect attempt will say why it fails
+                log("mqtt", "cannot read the CA file mqtt.ca %r (%s)" % (m["ca"], e))
             params["cert_reqs"] = ssl.CERT_REQUIRED
         c["ssl_params"] = params
     return c
@@ -107,7 +110,7 @@ async def _first_connect(node, client, cfg):
             node.mqtt_owns_radio = True
             forget("dns")
             return
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: ssl refused the CA certificate
             delay = backoff_ms(attempt, lo, hi)
             attempt += 1
             log("mqtt", "cannot connect to %s: %s; retry in %d ms" % (server, _reason(e), delay))
@@ -139,7 +142,7 @@ async def run(node, client, backlog, cfg):
         while True:
             reading = await backlog.oldest()
             await client.publish(m["topic"], payload(node.device, cfg["location"], reading), False, 1)
-            backlog.done(reading)
+            backlog.done(reading[0])
             node.published += 1
     finally:
         follow.cancel()

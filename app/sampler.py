@@ -21,8 +21,8 @@ async def run(node, sensor, backlog, interval_ms):
             node.sensor_ok = False
         else:
             node.seq += 1
-            # Tenths as ints: small ints live in the pointer, so a reading is one small tuple.
-            backlog.put((node.seq, now, int(t * 10), int(h * 10)))
+            # Tenths as ints (round: 22.3 * 10 is 222.99999...).
+            backlog.put(node.seq, now, round(t * 10), round(h * 10))
             if not node.sensor_ok:
                 log("sensor", "reading again")
             node.sensor_ok = True

@@ -70,9 +70,12 @@ async def test_wifi_drop_does_not_delay_sampling_and_loses_nothing(broker, obser
     assert seqs == list(range(1, seqs[-1] + 1))  # nothing lost, in order
     assert max_gap_ms(unique) <= INTERVAL_MS + SLACK_MS
     assert fw.node.dropped == 0
-    live = [m[2] for m in observer.on("fireant/sim-node/status") if not m[3]]  # not retained copies
+    def live():  # not the retained copies delivered on subscribing
+        return [m[2] for m in observer.on("fireant/sim-node/status") if not m[3]]
+
     # online, the will while gone, online again, and the goodbye at stop
-    assert live == ["online", "offline", "online", "offline"]
+    await until(lambda: len(live()) >= 4, timeout=5)
+    assert live() == ["online", "offline", "online", "offline"]
 
 
 async def test_boots_and_senses_with_no_network_at_all(broker, observer):
@@ -120,12 +123,15 @@ def test_run_stops_cleanly_on_ctrl_c(broker, tmp_path):
         assert watcher.readings(), "no readings before Ctrl-C"
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
+        deadline = time.monotonic() + 5
+        while watcher.on("fireant/sim-node/status")[-1][2] != "offline" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        statuses = [m[2] for m in watcher.on("fireant/sim-node/status")]
     finally:
         proc.kill()
         watcher.close()
     assert proc.returncode == 0, out
     assert "app: stopped:" in out and "Traceback" not in out
     assert "back at the prompt, LED level 1" in out  # active-low LED: 1 is off
-    statuses = [m[2] for m in watcher.on("fireant/sim-node/status")]
     assert statuses[-1] == "offline"
     assert PASSWORD not in out

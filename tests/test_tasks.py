@@ -58,7 +58,7 @@ class Recorder:
     def __init__(self):
         self.readings = []
 
-    def put(self, reading):
+    def put(self, *reading):
         self.readings.append(reading)
 
 
@@ -108,22 +108,33 @@ def test_full_backlog_drops_the_oldest_and_counts_it():
     n = Node("t")
     q = Backlog(n, 3)
     for seq in range(1, 6):
-        q.put((seq,))
+        q.put(seq, seq * 100, 200 + seq, 400)
     assert n.dropped == 2 and len(q) == 3
+
+
+async def test_backlog_keeps_each_readings_fields_in_order():
+    q = Backlog(Node("t"), 4)
+    for seq in range(1, 7):  # wraps the slots once
+        q.put(seq, seq * 100, -50 + seq, 900 + seq)
+    for seq in range(3, 7):
+        reading = await q.oldest()
+        assert reading == (seq, seq * 100, -50 + seq, 900 + seq)
+        q.done(seq)
+    assert len(q) == 0
 
 
 async def test_reading_being_published_is_not_counted_as_dropped():
     n = Node("t")
     q = Backlog(n, 2)
-    q.put((1,))
-    q.put((2,))
+    q.put(1, 100, 0, 0)
+    q.put(2, 200, 0, 0)
     inflight = await q.oldest()
-    q.put((3,))  # pushes (1,) out of the ring, but it is on its way: not lost
+    q.put(3, 300, 0, 0)  # pushes seq 1 out of the ring, but it is on its way: not lost
     assert n.dropped == 0
-    q.done(inflight)
-    assert len(q) == 2 and await q.oldest() == (2,)
-    q.put((4,))  # (2,) is in flight again
-    q.put((5,))  # now (3,) really is lost
+    q.done(inflight[0])
+    assert len(q) == 2 and (await q.oldest())[0] == 2
+    q.put(4, 400, 0, 0)  # seq 2 is in flight again
+    q.put(5, 500, 0, 0)  # now seq 3 really is lost
     assert n.dropped == 1
 
 
@@ -132,8 +143,8 @@ async def test_oldest_waits_for_a_reading():
     waiter = asyncio.create_task(q.oldest())
     await asyncio.sleep(0.05)
     assert not waiter.done()
-    q.put((7,))
-    assert await asyncio.wait_for(waiter, 1) == (7,)
+    q.put(7, 700, 215, 450)
+    assert await asyncio.wait_for(waiter, 1) == (7, 700, 215, 450)
 
 
 # -- wifi supervisor
