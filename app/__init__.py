@@ -13,18 +13,17 @@ from .node import log
 
 class Firmware:
     def __init__(self, cfg):
-        from mqtt_as import MQTTClient, config as mqtt_defaults
-
-        from . import board, publisher
+        from . import board, client
         from .backlog import Backlog
-        from .node import Node
+        from .node import Node, forget
 
         self.cfg = cfg
         self.node = Node(cfg["device"] or "fireant-" + board.unique_id())
         self.backlog = Backlog(self.node, cfg["queue"]["size"])
         self.sensor = board.Sensor(cfg["sensor"]["type"], cfg["sensor"]["pin"])
         self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
-        self.client = MQTTClient(publisher.client_config(cfg, self.node.device, mqtt_defaults))
+        self.client = client.make(cfg, self.node.device)
+        forget("client")
 
     async def main(self):
         from . import heartbeat, publisher, sampler, wifi
