@@ -12,7 +12,6 @@ from sim import paths, unixport
 from sim.firmware import sim_config
 from sim.mosquitto import Mosquitto
 
-HEAPSIZE = "128K"  # the unix-port tier's budget (tests/test_unixport.py)
 HEAP_EVERY_MS = 250
 INTERVAL_S = 0.5
 DOWN_S, UP_S, RUN_S = 4, 7, 16  # from the firmware's "starting" line
@@ -39,7 +38,8 @@ def measure(short=False):
     scale = 0.5 if short else 1
     with Mosquitto() as broker:
         use_broker = broker if paths.real_libs() else None
-        r = unixport.run(sim_config(broker, sensor={"interval_s": INTERVAL_S}), heapsize=HEAPSIZE,
+        heapsize = unixport.HEAP_BUDGET[("mpy", "real" if use_broker else "standin")]  # the tier's budget
+        r = unixport.run(sim_config(broker, sensor={"interval_s": INTERVAL_S}), heapsize=heapsize,
                          build="mpy", broker=use_broker, seconds=RUN_S * scale, heap_every_ms=HEAP_EVERY_MS,
                          faults=[(DOWN_S * scale, {"link": False}), (UP_S * scale, {"link": True})])
     samples = r.heap[:-1] or r.heap  # the last one is taken after app.run() returned
@@ -48,6 +48,7 @@ def measure(short=False):
     entry = {
         "title": "firmware under the MicroPython unix port, Wi-Fi down %g s" % ((UP_S - DOWN_S) * scale),
         "run": r.describe(),
+        "heapsize": heapsize,
         "returncode": r.returncode,
         "heap_peak_bytes": max(live for _, live in samples) if samples else None,
         "heap_steady_bytes": int(statistics.median(healthy)) if healthy else None,
