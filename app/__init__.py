@@ -32,13 +32,25 @@ class Firmware:
         node, cfg = self.node, self.cfg
         log("app", "%s starting: %s every %s s, queue %d" % (
             node.device, cfg["sensor"]["type"], cfg["sensor"]["interval_s"], cfg["queue"]["size"]))
-        await asyncio.gather(
+        # Tasks rather than gather(): gather would load asyncio.funcs (~0.7 KB of
+        # heap on the unix port) for nothing, supervise() neither returns nor raises.
+        tasks = [asyncio.create_task(c) for c in (
             supervise(node, "heartbeat", heartbeat.run, node, self.led),
             supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog,
                       int(cfg["sensor"]["interval_s"] * 1000)),
             supervise(node, "wifi", wifi.run, node, cfg),
             supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg),
-        )
+        )]
+        try:
+            await tasks[0]  # never returns: main() ends only when cancelled
+        finally:  # as gather() would: cancel them all, return once they have ended
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                try:
+                    await t
+                except asyncio.CancelledError:
+                    pass
 
     async def stop(self):
         """Say goodbye to the broker and switch the LED off. Bounded in time: a
@@ -87,6 +99,11 @@ def run(config="config.json", secrets="secrets.json"):
         return
     gc.collect()
     fw = Firmware(cfg)
+    # Collect every quarter of the free heap allocated, not only when it is full:
+    # long-lived objects made at run time (tasks, strings) then land low, among
+    # little garbage, and the heap stays in pieces large enough to use.
+    if hasattr(gc, "threshold"):  # MicroPython (CPython runs this in tests)
+        gc.threshold(gc.mem_free() // 4)
     try:
         asyncio.run(fw.main())
     except KeyboardInterrupt:

@@ -176,7 +176,18 @@ def load(path="config.json", secrets="secrets.json", min_interval_s=None):
     extra = read_json(secrets, required=False)
     if not isinstance(extra, dict):
         raise ConfigError("%s: the top level must be a JSON object" % secrets)
-    return validate(merge(raw, extra), min_interval_s)
+    return _compact(validate(merge(raw, extra), min_interval_s))
+
+
+def _compact(value):
+    # The settings live for ever, but parsing and checking left them scattered
+    # among garbage: copied now, after it, they sit together and the garbage
+    # frees in one piece instead of shreds too small for the tasks' frames.
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return value.encode().decode()
+    return value
 
 
 def redacted(cfg):

@@ -1,16 +1,20 @@
-"""Broker name lookup that cannot freeze the loop.
+"""Broker name lookup that cannot freeze the loop, and the first connection.
 
 mqtt_as resolves its server with socket.getaddrinfo(), which blocks every task
 for as long as the DNS server takes to answer or time out. Resolving the name
 here first (one UDP A query, polled without blocking) and handing mqtt_as the
 address makes its getaddrinfo() a no-op: an IP literal needs no lookup.
+
+Both are needed until the first connection only: mqtt_as keeps the address for
+its own reconnections, so this module is dropped then and its RAM goes to the tasks.
 """
 import socket
 from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from .node import sleep_ms
+from . import board
+from .node import backoff_ms, forget, log, sleep_ms
 
 _QTYPE_A = const(1)
 
@@ -84,3 +88,28 @@ async def resolve(name, server, timeout_ms=3000):
         raise OSError("DNS server %s did not answer in %d ms" % (server[0], timeout_ms))
     finally:
         s.close()
+
+
+async def first_connect(node, client, cfg):
+    """The only caller of client.connect(): retried with backoff until it succeeds,
+    the server's name resolved here and mqtt_as given the address."""
+    from .publisher import _reason
+
+    wifi, server = cfg["wifi"], cfg["mqtt"]["server"]
+    lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
+    attempt = 0
+    while True:
+        while not node.wifi_up:
+            await sleep_ms(250)
+        try:
+            client.server = await resolve(server, board.dns_server())
+            async with node.radio:
+                await client.connect(quick=True)  # the link is already up: skip the 5 s check
+            node.mqtt_owns_radio = True
+            forget("dns")
+            return
+        except (OSError, ValueError) as e:  # ValueError: ssl refused the CA certificate
+            delay = backoff_ms(attempt, lo, hi)
+            attempt += 1
+            log("mqtt", "cannot connect to %s: %s; retry in %d ms" % (server, _reason(e), delay))
+        await sleep_ms(delay)

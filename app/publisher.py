@@ -11,8 +11,7 @@ mqtt_as contracts this module is built around:
 import asyncio
 import json
 
-from . import board
-from .node import backoff_ms, forget, log, sleep_ms
+from .node import log
 
 # CONNACK return codes (MQTT 3.1.1, 3.2.2.3): what a refusal means to a person.
 _REFUSALS = {1: "protocol version refused", 2: "client id rejected", 3: "broker unavailable",
@@ -44,32 +43,6 @@ def _reason(e):
     return text
 
 
-async def _first_connect(node, client, cfg):
-    # The only caller of client.connect(). The name is resolved without blocking
-    # (see dns.py) and mqtt_as is given the address; mqtt_as keeps it for its own
-    # reconnections, so dns.py is dropped after the first connection.
-    from . import dns
-
-    wifi, server = cfg["wifi"], cfg["mqtt"]["server"]
-    lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
-    attempt = 0
-    while True:
-        while not node.wifi_up:
-            await sleep_ms(250)
-        try:
-            client.server = await dns.resolve(server, board.dns_server())
-            async with node.radio:
-                await client.connect(quick=True)  # the link is already up: skip the 5 s check
-            node.mqtt_owns_radio = True
-            forget("dns")
-            return
-        except (OSError, ValueError) as e:  # ValueError: ssl refused the CA certificate
-            delay = backoff_ms(attempt, lo, hi)
-            attempt += 1
-            log("mqtt", "cannot connect to %s: %s; retry in %d ms" % (server, _reason(e), delay))
-        await sleep_ms(delay)
-
-
 async def _follow(node, client, backlog, status, stats):
     while True:
         await client.up.wait()
@@ -88,7 +61,10 @@ async def _follow(node, client, backlog, status, stats):
 async def run(node, client, backlog, cfg):
     m = cfg["mqtt"]
     if not node.mqtt_owns_radio:  # a restarted publisher must not connect twice
-        await _first_connect(node, client, cfg)
+        from . import dns
+
+        await dns.first_connect(node, client, cfg)
+        del dns  # the module dropped itself once connected: let it go
     follow = asyncio.create_task(_follow(
         node, client, backlog, topic(m["status_topic"], node.device), topic(m["stats_topic"], node.device)))
     try:

@@ -7,14 +7,16 @@ connect() was called and disconnect() was not.
 import sys
 
 import simboard
+from micropython import const
 
 STA_IF = 0
 AP_IF = 1
-STAT_IDLE = 1000
-STAT_CONNECTING = 1001
-STAT_GOT_IP = 1010
-STAT_NO_AP_FOUND = 201
-STAT_WRONG_PASSWORD = 202
+# status() codes; private consts cost no heap (on a board this module is ROM)
+_STAT_IDLE = const(1000)
+_STAT_CONNECTING = const(1001)
+_STAT_GOT_IP = const(1010)
+_STAT_NO_AP_FOUND = const(201)
+_STAT_WRONG_PASSWORD = const(202)
 DNS_PORT = 53  # tests point the board's DNS at their own server
 
 _hostname = "mpy-sim"
@@ -90,14 +92,14 @@ class _WLAN:
         if param == "rssi":
             return -60
         if self.isconnected():
-            return STAT_GOT_IP
+            return _STAT_GOT_IP
         if not self._want:
-            return STAT_IDLE
+            return _STAT_IDLE
         if not self._password_ok():
-            return STAT_WRONG_PASSWORD
+            return _STAT_WRONG_PASSWORD
         if simboard.link_up_for_ms() < 0:
-            return STAT_NO_AP_FOUND
-        return STAT_CONNECTING
+            return _STAT_NO_AP_FOUND
+        return _STAT_CONNECTING
 
     def ifconfig(self, config=None):
         if self.isconnected() or self._if == AP_IF:
