@@ -38,13 +38,13 @@ import time
 
 from sim import paths
 
-# The unix-port tier's -X heapsize per (build, libs): the smallest heap each
-# variant survived its scenarios in (full backlog included), in 2 KB steps, plus
-# 4 KB. Measured: stand-ins .mpy 66K, .py 78K (compiling app/ on import is the
-# peak), real mqtt_as .mpy 80K, .py 90K. docs/unixport.md: the figures and the
-# gap to 64K.
-HEAP_BUDGET = {("mpy", "standin"): "70K", ("py", "standin"): "82K",
-               ("mpy", "real"): "84K", ("py", "real"): "94K"}
+# The unix-port tier's -X heapsize per (build, libs), from the smallest heap each
+# variant survived its scenarios in (full backlog included). The .mpy build with
+# the stand-ins (what CI runs) is held to issue 4's 64K: it needs 63K. Real
+# mqtt_as .mpy needs 76K (18 KB of it is mqtt_as, 64-bit); .py builds peak while
+# compiling app/ on import (78K, 90K). docs/unixport.md has the figures.
+HEAP_BUDGET = {("mpy", "standin"): "64K", ("py", "standin"): "82K",
+               ("mpy", "real"): "80K", ("py", "real"): "94K"}
 BOARD_MODULES = ("simboard", "machine", "network", "dht", "unixrun")
 STANDIN_FILES = ("mqtt_as/__init__.py", "mqtt_as/_memory.py", "primitives/__init__.py",
                  "primitives/ringbuf_queue.py")
