@@ -75,11 +75,7 @@ def log_exception(tag, e):
     sys.print_exception(e)
 
 
-if hasattr(asyncio, "sleep_ms"):
-    sleep_ms = asyncio.sleep_ms
-else:  # CPython (tests)
-    def sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
+sleep_ms = asyncio.sleep_ms  # under CPython sim/hostpy.py provides it, as it does ticks_ms
 
 
 def backoff_ms(attempt, lo_ms, hi_ms):
