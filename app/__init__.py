@@ -69,7 +69,9 @@ class Firmware:
         try:
             await asyncio.wait_for(self.client.disconnect(), 2)
         except Exception:
-            self.client._close()  # the broker then publishes the will
+            # mqtt_as's documented way out (it also switches the station off); the
+            # broker then publishes the will. The stand-ins have no private _close().
+            self.client.close()
         log("app", "stopped: %s" % self.node.stats())
 
 
