@@ -13,10 +13,10 @@ import shutil
 import subprocess
 import sys
 
+from sim.paths import LIB_FILES, lib_dir  # LIB_FILES: what the firmware imports from the libraries
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SOURCE_FILES = ("main.py", "boot.py")
-# Only what the firmware imports from the libraries mip installs into lib/.
-LIB_FILES = ("mqtt_as/__init__.py", "primitives/__init__.py", "primitives/ringbuf_queue.py")
 
 
 def mpy_cross_command():
@@ -33,55 +33,73 @@ def mpy_cross_command():
         return [exe]
 
 
-def _sources(root, include_lib):
-    """(source path, path in the build) pairs, relative to root and the build."""
-    app = sorted(n for n in os.listdir(os.path.join(root, "app")) if n.endswith(".py"))
-    pairs = [("app/" + n, "app/" + n) for n in app]
-    lib = os.path.join(root, "lib")
-    if include_lib and os.path.isdir(lib):
-        for rel in LIB_FILES:
-            if os.path.exists(os.path.join(lib, rel)):
-                pairs.append(("lib/" + rel, "lib/" + rel))
+def _sources(app, lib):
+    """(source file, path in the build) pairs: app/*.py, and LIB_FILES from lib."""
+    pairs = []
+    if app:
+        pairs += [(os.path.join(ROOT, "app", n), "app/" + n)
+                  for n in sorted(os.listdir(os.path.join(ROOT, "app"))) if n.endswith(".py")]
+    if lib:
+        pairs += [(os.path.join(lib, rel), "lib/" + rel) for rel in LIB_FILES if os.path.exists(os.path.join(lib, rel))]
     return pairs
 
 
-def compile_tree(out_dir, march=None, include_lib=True, mpy_cross=None, extra_args=(), root=ROOT):
-    """Compile app/*.py (and lib/mqtt_as, lib/primitives when present and
-    include_lib) into out_dir as .mpy with the same layout, and copy main.py and
-    boot.py as source. march (e.g. "xtensa", "xtensawin") and extra_args go to
-    mpy-cross. Returns the paths written, relative to out_dir, "/"-separated.
-    Raises RuntimeError naming the file when mpy-cross rejects one."""
+def compile_tree(out_dir, march=None, lib=None, mpy_cross=None, extra_args=(), app=True, boot_files=True):
+    """Compile app/*.py (unless app is false) and, from the folder lib, the library
+    modules the firmware imports into out_dir as .mpy (app/..., lib/...), and copy
+    main.py and boot.py as source (with app, unless boot_files is false). march
+    (e.g. "xtensa", "xtensawin") and extra_args go to mpy-cross. Returns the paths
+    written, relative to out_dir, "/"-separated. Raises RuntimeError naming the
+    file when mpy-cross rejects one."""
     cmd = list(mpy_cross) if mpy_cross else mpy_cross_command()
     if march:
         cmd.append("-march=" + march)
     cmd += list(extra_args)
     written = []
-    for src, rel in _sources(root, include_lib):
-        rel = rel[:-3] + ".mpy"
-        dst = os.path.join(out_dir, rel)
+    for src, rel in _sources(app, lib):
+        dst = os.path.join(out_dir, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         # -s: tracebacks on the board name the file as it is in the repo
-        p = subprocess.run(cmd + ["-o", dst, "-s", src, os.path.join(root, src)],
-                           capture_output=True, text=True)
+        p = subprocess.run(cmd + ["-o", dst, "-s", rel, src], capture_output=True, text=True)
         if p.returncode:
-            raise RuntimeError("mpy-cross failed on %s:\n%s" % (src, p.stderr or p.stdout))
-        written.append(rel)
-    for name in SOURCE_FILES:
-        if os.path.exists(os.path.join(root, name)):
+            raise RuntimeError("mpy-cross failed on %s:\n%s" % (rel, p.stderr or p.stdout))
+        written.append(rel[:-3] + ".mpy")
+    if app and boot_files:
+        for name in SOURCE_FILES:
             os.makedirs(out_dir, exist_ok=True)
-            shutil.copyfile(os.path.join(root, name), os.path.join(out_dir, name))
+            shutil.copyfile(os.path.join(ROOT, name), os.path.join(out_dir, name))
             written.append(name)
     return written
+
+
+def romfs_image(lib=None, march=None, mpy_cross=None):
+    """The ROMFS image for a board's ROM partition (bytes): app/ and the library
+    modules from lib, compiled, at /rom/app and /rom/lib as the board's sys.path
+    expects; main.py, boot.py and the settings stay on the filesystem. The board
+    runs its bytecode in place, so it costs the heap nothing."""
+    import contextlib
+    import io
+    import tempfile
+
+    from mpremote.romfs import make_romfs
+
+    tree = tempfile.mkdtemp(prefix="fireant-romfs-")
+    try:
+        compile_tree(tree, march, lib, mpy_cross, boot_files=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # it lists every file it packs
+            return make_romfs(tree, mpy_cross=False)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "build"), help="output directory (default build/)")
     ap.add_argument("--march", help="mpy-cross -march, e.g. xtensa (ESP8266) or xtensawin (ESP32)")
-    ap.add_argument("--no-lib", action="store_true", help="leave out lib/mqtt_as and lib/primitives")
+    ap.add_argument("--no-lib", action="store_true", help="leave out mqtt_as and primitives (from lib/)")
     args = ap.parse_args(argv)
     try:
-        written = compile_tree(args.out, args.march, not args.no_lib)
+        written = compile_tree(args.out, args.march, None if args.no_lib else lib_dir())
     except RuntimeError as e:
         sys.exit(str(e))
     for rel in written:

@@ -112,7 +112,7 @@ def build_files(config_path, secrets_path, cfg):
 
     out = tempfile.mkdtemp(prefix="fireant-build-")
     try:
-        written = build.compile_tree(out, include_lib=False)
+        written = build.compile_tree(out)
         files = {}
         for rel in written:
             with open(os.path.join(out, rel), "rb") as f:
@@ -154,20 +154,17 @@ def lib_files(libs_dir):
         raise Fail("%s has no %s to precompile (an ESP8266 cannot compile mqtt_as itself): run "
                    "python deploy.py deps --host first (it needs GitHub), then deploy again"
                    % (os.path.relpath(libs_dir), ", ".join(missing)))
-    root = tempfile.mkdtemp(prefix="fireant-libs-")
-    out = os.path.join(root, "out")
+    out = tempfile.mkdtemp(prefix="fireant-libs-")
     try:
-        os.mkdir(os.path.join(root, "app"))  # compile_tree's app/: nothing of ours here
-        os.symlink(os.path.abspath(libs_dir), os.path.join(root, "lib"))
         files = {}
-        for rel in build.compile_tree(out, include_lib=True, root=root):
+        for rel in build.compile_tree(out, lib=libs_dir, app=False):
             with open(os.path.join(out, rel), "rb") as f:
                 files[rel] = f.read()
         return files
     except RuntimeError as e:
         raise Fail(str(e).splitlines()[0] + ": run python deploy.py deps --host to reinstall lib/")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def sha256(data):
@@ -762,9 +759,10 @@ def _sim_micropython(args, raw, broker):
         cfg = _config_module().validate(json.loads(json.dumps(raw)), {"DHT22": 0.05, "DHT11": 0.05})
     except ValueError as e:
         raise Fail("invalid configuration for the sim: %s" % e)
-    if not paths.real_libs():
-        print("Note: lib/ has no real mqtt_as, so the unix port uses the in-memory stand-in broker and no "
-              "readings reach the broker; run `python deploy.py deps --host` first.", flush=True)
+    if not paths.lib_dir():
+        print("Note: neither lib/ nor the cache has the real mqtt_as, so the unix port uses the in-memory stand-in "
+              "broker and no readings reach the broker; run `python deploy.py deps --host` (GitHub) or "
+              "`./fireant upstream --from DIR` (a local clone) first.", flush=True)
     c = _watch(cfg, broker)
     work = tempfile.mkdtemp(prefix="fireant-sim-")
     with open(os.path.join(work, "config.json"), "w") as f:

@@ -106,8 +106,10 @@ def _known(raw, prefix=""):
             _fail(key, "unknown key (known: %s)" % ", ".join(known))
 
 
-def validate(raw, min_interval_s=None):
-    """Return the settings as nested dicts with defaults filled in, or raise ConfigError."""
+def validate(raw, min_interval_s=None, platform=None):
+    """Return the settings as nested dicts with defaults filled in, or raise ConfigError.
+    platform: the board's sys.platform ("esp8266", "esp32"); what that chip cannot
+    do is refused by name. None (the host, no board known): not checked."""
     if not isinstance(raw, dict):
         raise ConfigError("config: the top level must be a JSON object")
     _known(raw)
@@ -142,6 +144,9 @@ def validate(raw, min_interval_s=None):
         topic = _lookup(cfg, key)
         if not topic or "+" in topic or "#" in topic:
             _fail(key, "must be a non-empty topic without wildcards (+ #)")
+    if platform == "esp8266" and mqtt["ca"]:
+        _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
+                         "support): remove mqtt.ca, or use an ESP32")
     return cfg
 
 
@@ -169,14 +174,14 @@ def read_json(path, required=True):
         raise ConfigError("%s: not valid JSON (%s)" % (path, e))
 
 
-def load(path="config.json", secrets="secrets.json", min_interval_s=None):
+def load(path="config.json", secrets="secrets.json", min_interval_s=None, platform=None):
     raw = read_json(path)
     if not isinstance(raw, dict):
         raise ConfigError("%s: the top level must be a JSON object" % path)
     extra = read_json(secrets, required=False)
     if not isinstance(extra, dict):
         raise ConfigError("%s: the top level must be a JSON object" % secrets)
-    return _compact(validate(merge(raw, extra), min_interval_s))
+    return _compact(validate(merge(raw, extra), min_interval_s, platform))
 
 
 def _compact(value):

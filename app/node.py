@@ -75,7 +75,7 @@ def log_exception(tag, e):
     sys.print_exception(e)
 
 
-sleep_ms = asyncio.sleep_ms  # under CPython sim/hostpy.py provides it, as it does ticks_ms
+sleep_ms = asyncio.sleep_ms  # under CPython sim/board/hostpy.py provides it, as it does ticks_ms
 
 
 def backoff_ms(attempt, lo_ms, hi_ms):

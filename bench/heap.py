@@ -37,7 +37,7 @@ def measure(short=False):
     """Returns the benchmark entry for the unix-port run."""
     scale = 0.5 if short else 1
     with Mosquitto() as broker:
-        use_broker = broker if paths.real_libs() else None
+        use_broker = broker if paths.lib_dir() else None
         heapsize = unixport.HEAP_BUDGET[("mpy", "real" if use_broker else "standin")]  # the tier's budget
         r = unixport.run(sim_config(broker, sensor={"interval_s": INTERVAL_S}), heapsize=heapsize,
                          build="mpy", broker=use_broker, seconds=RUN_S * scale, heap_every_ms=HEAP_EVERY_MS,

@@ -219,7 +219,7 @@ class Emulator:
     # -- the interpreter
     def _start_vm(self):
         ctl_r, ctl_w = os.pipe()
-        sys_path = ":".join((paths.SIM, "", ".frozen", os.path.join(self.flash, "lib")))
+        sys_path = ":".join((paths.BOARD, "", ".frozen", os.path.join(self.flash, "lib")))
         self._vm = subprocess.Popen(
             micropython_cmd() + [os.path.join(paths.SIM, "boardvm.py"), str(ctl_w), str(self.flash_kb), sys_path],
             cwd=self.flash, env=self.env, pass_fds=(ctl_w,),

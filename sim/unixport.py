@@ -123,17 +123,17 @@ def prepare(work, build="mpy", libs="standin"):
 
     mpy_cross = builder.mpy_cross_command()
     for name in BOARD_MODULES:
-        _compile(os.path.join(paths.SIM, name + ".py"), os.path.join(work, "board", name + ".mpy"), mpy_cross,
-                 name + ".py")
+        src = os.path.join(paths.SIM if name == "unixrun" else paths.BOARD, name + ".py")
+        _compile(src, os.path.join(work, "board", name + ".mpy"), mpy_cross, name + ".py")
     fw = os.path.join(work, "fw")
     if build == "mpy":
-        builder.compile_tree(fw, include_lib=libs == "real", mpy_cross=mpy_cross)
+        builder.compile_tree(fw, lib=paths.lib_dir() if libs == "real" else None, mpy_cross=mpy_cross)
     else:
         os.makedirs(fw, exist_ok=True)
         os.symlink(os.path.join(paths.ROOT, "app"), os.path.join(fw, "app"))
         if libs == "real":  # deploy.py installs them compiled either way
-            for rel in builder.LIB_FILES:
-                _compile(os.path.join(paths.LIB, rel), os.path.join(fw, "lib", rel[:-3] + ".mpy"), mpy_cross,
+            for rel in paths.LIB_FILES:
+                _compile(os.path.join(paths.lib_dir(), rel), os.path.join(fw, "lib", rel[:-3] + ".mpy"), mpy_cross,
                          "lib/" + rel)
     order = ["board", "fw/lib", "fw"]
     if libs != "real":  # compiled in both builds, as the libraries they stand for
@@ -176,8 +176,8 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
     returncode and lines tell.
     """
     if libs is None:
-        libs = "real" if paths.real_libs() and broker is not None else "standin"
-    if libs == "real" and not paths.real_libs():
+        libs = "real" if paths.lib_dir() and broker is not None else "standin"
+    if libs == "real" and not paths.lib_dir():
         raise RuntimeError("libs='real' needs lib/mqtt_as and lib/primitives (deploy.py deps)")
     if libs == "real" and broker is None:
         raise RuntimeError("libs='real' needs a broker (sim.mosquitto.Mosquitto)")

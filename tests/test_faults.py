@@ -380,7 +380,7 @@ async def test_outage_longer_than_the_queue_drops_oldest_and_reports_it(broker, 
 # -- the real mqtt_as under the MicroPython unix port (sim/unixport.py)
 
 needs_real_mqtt_as = pytest.mark.skipif(
-    not paths.real_libs(), reason="the real mqtt_as is not in lib/ (python deploy.py deps --host)")
+    not paths.lib_dir(), reason="the real mqtt_as is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
 _STARTING = re.compile(r"\[\s*(\d+)\] app: .* starting: ")
 
 

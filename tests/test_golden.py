@@ -16,10 +16,10 @@ import pytest
 from sim import paths, unixport
 
 SCRIPTS = sorted(glob.glob(os.path.join(paths.ROOT, "tests", "mpy", "*.py")))
-# CPython gets the board's time.ticks_ms & co. from sim/hostpy.py first.
+# CPython gets the board's time.ticks_ms & co. from sim/board/hostpy.py first.
 _CPYTHON_PRELUDE = ("import sys; sys.path[:0] = %r; import hostpy; "
                     "p = sys.argv[1]; exec(compile(open(p).read(), p, 'exec'), {'__name__': '__main__'})"
-                    % [paths.SIM, paths.ROOT, paths.STANDIN])
+                    % [paths.BOARD, paths.ROOT, paths.STANDIN])
 
 
 def _run(cmd, env=None):
@@ -34,7 +34,7 @@ def _expected(script):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[os.path.basename(s) for s in SCRIPTS])
 def test_micropython_prints_the_expected_output(script):
-    env = dict(os.environ, MICROPYPATH=":".join((paths.SIM, paths.ROOT, paths.STANDIN, ".frozen")))
+    env = dict(os.environ, MICROPYPATH=":".join((paths.BOARD, paths.ROOT, paths.STANDIN, ".frozen")))
     assert _run([unixport.micropython_exe(), script], env) == _expected(script)
 
 

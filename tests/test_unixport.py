@@ -86,12 +86,11 @@ def build(request):
 
 @pytest.fixture(params=["standin", "real"])
 def libs(request):
-    if request.param == "real" and not paths.real_libs():
-        _say(request, "\nunix port: real-library variant skipped, lib/ has no mqtt_as/primitives; "
-                      "the stand-in variant runs")
-        pytest.skip("lib/mqtt_as and lib/primitives are not installed (`python deploy.py deps` "
-                    "fetches them from GitHub): the real-library variant needs them; "
-                    "the stand-in variant ran instead")
+    if request.param == "real" and not paths.lib_dir():
+        _say(request, "\nunix port: real-library variant skipped, neither lib/ nor the cache has "
+                      "mqtt_as/primitives; the stand-in variant runs")
+        pytest.skip("the real mqtt_as and primitives are neither in lib/ nor in the cache "
+                    "(./fireant upstream --from DIR fills it from a clone or mirror): the stand-in variant ran instead")
     return request.param
 
 

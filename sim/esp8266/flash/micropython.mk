@@ -1,0 +1,2 @@
+FLASH_MOD_DIR := $(USERMOD_DIR)
+SRC_USERMOD_C += $(FLASH_MOD_DIR)/romfs_flash.c
