@@ -11,6 +11,25 @@ then main.py when in the friendly REPL, as a board does. Code runs in a
 MicroPython unix-port process (sim/boardvm.py) whose working directory is the
 emulated flash, with the sim board's machine/network/dht as its built-ins and
 FLASH/lib as its /lib. A program that exits (machine.reset()) restarts the board.
+
+    python -m sim.emulator --flash DIR --romfs-kb 320     # with a ROMFS partition
+    python -m sim.emulator --flash DIR --esp8266          # on the ESP8266 model
+
+romfs_kb gives the board a ROMFS partition of that size, as the ESP8266
+FLASH_2M_ROMFS firmware has (320 KB): vfs.rom_ioctl to write it (mpremote romfs
+deploy), kept in the file FLASH.romfs beside the flash directory so it outlives
+soft and hard resets, and at every boot a valid image in it mounted at /rom with
+/rom and /rom/lib on sys.path after ".frozen", as the board's mp_init() does.
+platform: what sys.platform says ("esp8266"), for deploy.py's probe and the
+firmware's branches; only that name changes, the interpreter stays the host's.
+model: run on the ESP8266 model instead (sim/upstream.py model_exe(): 32-bit,
+sys.platform "esp8266", its own C vfs.rom_ioctl over the same file, the sim
+board frozen in), optionally with heap_kb as its -X heapsize; model="frozen": the
+model with app/, mqtt_as and primitives frozen in too (manifest.py), as a
+firmware built with fireant's manifest. Either raises RuntimeError saying why
+when the model cannot be had here. boardvm shares the model's heap with the code
+it runs (~5 KB of its own, and a copy of each request that a board would compile
+as it streams in): heap figures come from the unix-port tier, not from here.
 """
 import argparse
 import os
@@ -39,11 +58,30 @@ def micropython_cmd():
 
 
 class Emulator:
-    def __init__(self, flash, flash_kb=2048, env=None):
+    def __init__(self, flash, flash_kb=2048, env=None, romfs_kb=None, platform=None, model=False, heap_kb=None):
         self.flash = os.path.abspath(flash)
         os.makedirs(self.flash, exist_ok=True)
         self.flash_kb = flash_kb
         self.env = dict(os.environ, **(env or {}))
+        self.env.pop("FIREANT_ROMFS", None)
+        self.romfs = None  # the file holding the ROMFS partition
+        if romfs_kb:
+            self.romfs = self.flash.rstrip("/") + ".romfs"
+            size = romfs_kb * 1024
+            if not os.path.exists(self.romfs) or os.path.getsize(self.romfs) != size:
+                with open(self.romfs, "wb") as f:
+                    f.write(b"\xff" * size)  # erased flash
+        self.platform = platform
+        self.model = model
+        if model:
+            from sim import upstream
+
+            exe = upstream.model_exe(frozen=model == "frozen")
+            self.cmd = [exe] + (["-X", "heapsize=%dK" % heap_kb] if heap_kb else [])
+            if self.romfs:
+                self.env["FIREANT_ROMFS"] = self.romfs  # its vfs.rom_ioctl serves this file
+        else:
+            self.cmd = micropython_cmd() + (["-X", "heapsize=%dK" % heap_kb] if heap_kb else [])
         self.resets = 0  # soft and hard, for tests
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
@@ -219,9 +257,13 @@ class Emulator:
     # -- the interpreter
     def _start_vm(self):
         ctl_r, ctl_w = os.pipe()
-        sys_path = ":".join((paths.BOARD, "", ".frozen", os.path.join(self.flash, "lib")))
+        lib = os.path.join(self.flash, "lib")
+        # The sim board's modules are the model's frozen built-ins; for the unix port, a path.
+        sys_path = ":".join(("", ".frozen", lib) if self.model else (paths.BOARD, "", ".frozen", lib))
+        romfs = ("native" if self.model else self.romfs) if self.romfs else "-"
         self._vm = subprocess.Popen(
-            micropython_cmd() + [os.path.join(paths.SIM, "boardvm.py"), str(ctl_w), str(self.flash_kb), sys_path],
+            self.cmd + [os.path.join(paths.SIM, "boardvm.py"), str(ctl_w), str(self.flash_kb), sys_path, romfs,
+                        self.platform or "-"],
             cwd=self.flash, env=self.env, pass_fds=(ctl_w,),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         os.close(ctl_w)
@@ -326,8 +368,20 @@ def main():
     ap = argparse.ArgumentParser(description="Emulate a MicroPython board on a pty (see sim/emulator.py).")
     ap.add_argument("--flash", required=True, help="directory playing the board's flash")
     ap.add_argument("--flash-kb", type=int, default=2048, help="flash size reported by os.statvfs")
+    ap.add_argument("--romfs-kb", type=int, help="a ROMFS partition of this size (the ESP8266 FLASH_2M_ROMFS "
+                                                 "firmware has 320), kept in FLASH.romfs")
+    ap.add_argument("--platform", help="what sys.platform says (e.g. esp8266); the interpreter stays the host's")
+    ap.add_argument("--esp8266", nargs="?", const="plain", choices=["plain", "frozen"],
+                    help="run on the ESP8266 model (./fireant upstream --from DIR builds it); --esp8266 frozen: "
+                         "the model with fireant frozen in")
+    ap.add_argument("--heap-kb", type=int, help="the interpreter's heap (-X heapsize)")
     args = ap.parse_args()
-    with Emulator(args.flash, args.flash_kb) as emu:
+    try:
+        emu = Emulator(args.flash, args.flash_kb, romfs_kb=args.romfs_kb, platform=args.platform,
+                       model=args.esp8266, heap_kb=args.heap_kb)
+    except RuntimeError as e:  # the model cannot be had here: it says why
+        sys.exit("emulator: the ESP8266 model is unavailable: %s" % e)
+    with emu:
         print(emu.port, flush=True)
         try:
             signal.pause()
