@@ -24,6 +24,14 @@ then gets SIGINT, which MicroPython raises as KeyboardInterrupt: the Ctrl-C path
 - faults: (seconds after the firmware logged "starting", change) pairs; a dict
   change is written to the FIREANT_SIM_CONTROL file (simboard.set from outside),
   a callable is called on the host (e.g. broker.stop).
+- interp "unix" (default): the 64-bit unix port from PyPI, as above. "esp8266":
+  the ESP8266 RAM model (sim/upstream.py, docs/esp8266.md), the sim board and
+  unixrun frozen in it, app/ and the real libraries in a ROMFS image at /rom
+  (build.romfs_image, written to the run's partition file); "esp8266-frozen":
+  the model with app/ and the libraries frozen too, nothing on /rom. Both run
+  the real libraries against a Mosquitto only. program "bareclient" runs
+  sim/bareclient.py instead of the firmware (the model only): the reference
+  mqtt_as client, from /rom with the libraries (frozen in the frozen model).
 """
 import json
 import os
@@ -45,6 +53,19 @@ from sim import paths
 # compiling app/ on import (78K, 90K). docs/unixport.md has the figures.
 HEAP_BUDGET = {("mpy", "standin"): "64K", ("py", "standin"): "82K",
                ("mpy", "real"): "80K", ("py", "real"): "94K"}
+# The ESP8266 model's tier runs at what an ESP8266 leaves an application: its GC
+# heap is 38 KB in all (ports/esp8266/main.c), of which the boot (UART and REPL,
+# _boot.py's flash device and filesystem mount, main.py compiled) keeps a few;
+# 30-35 KB are free when main.py starts. 32K is that range's lower half, less the
+# model's own ~0.7 KB at start (docs/esp8266.md).
+ESP8266_HEAP = "32K"
+INTERPS = ("unix", "esp8266", "esp8266-frozen")
+# The ESP8266's sys.path is ['', '.frozen', '/rom', '/rom/lib', '/lib', '/']: the
+# model keeps it up to /rom/lib ('/lib' and '/' would be the host's).
+ESP8266_PATH = ":.frozen:/rom:/rom/lib"
+ROMFS_PARTITION = 320 * 1024  # the FLASH_2M_ROMFS board's ROMFS partition
+# What each program logs its start and clean stop under: "[ticks] <tag>: ...".
+PROGRAMS = {"unixrun": "app", "bareclient": "bare"}
 BOARD_MODULES = ("simboard", "machine", "network", "dht", "unixrun")
 STANDIN_FILES = ("mqtt_as/__init__.py", "mqtt_as/_memory.py", "primitives/__init__.py",
                  "primitives/ringbuf_queue.py")
@@ -73,8 +94,9 @@ class Run:
     messages: (topic, retain, payload) in arrival order; heap: (ticks_ms, live
     bytes after gc.collect()) samples, the last one taken after app.run() returned."""
 
-    def __init__(self, build, libs, heapsize):
+    def __init__(self, build, libs, heapsize, interp="unix", program="unixrun"):
         self.build, self.libs, self.heapsize = build, libs, heapsize
+        self.interp, self.program = interp, program
         self.lines = []
         self.messages = []
         self.heap = []
@@ -101,7 +123,19 @@ class Run:
     def on(self, topic):
         return [p for t, _, p in self.messages if t == topic]
 
+    def stopped(self):
+        """The program logged its clean stop (the firmware's "app: stopped:")."""
+        return bool(self.logged("%s: stopped:" % PROGRAMS[self.program]))
+
     def describe(self):
+        if self.interp != "unix":
+            what = "the bare mqtt_as client (sim/bareclient.py)" if self.program == "bareclient" else "the firmware"
+            where = "app/, mqtt_as and primitives frozen" if self.interp == "esp8266-frozen" else \
+                "app/, mqtt_as and primitives .mpy from ROMFS at /rom"
+            if self.program == "bareclient":
+                where = "mqtt_as and primitives frozen" if self.interp == "esp8266-frozen" else \
+                    "it, mqtt_as and primitives .mpy from ROMFS at /rom"
+            return "ESP8266 model -X heapsize=%s: %s, %s, against Mosquitto" % (self.heapsize, what, where)
         libs = "real mqtt_as/primitives from lib/ against Mosquitto" if self.libs == "real" else \
             "stand-in mqtt_as (in-memory broker) and primitives from sim/standin"
         return "micropython -X heapsize=%s, %s build, %s" % (self.heapsize, self.build, libs)
@@ -144,6 +178,57 @@ def prepare(work, build="mpy", libs="standin"):
     return ":".join(order + [".frozen"])
 
 
+def romfs_image(program="unixrun", lib=True):
+    """The ROMFS image a model run mounts at /rom: the firmware's (build.romfs_image,
+    what deploy.py writes to a board), or the bare client's: bareclient.mpy at
+    /rom with (lib) the same library modules at /rom/lib."""
+    if paths.ROOT not in sys.path:
+        sys.path.insert(0, paths.ROOT)
+    import build as builder
+
+    if program == "unixrun":
+        return builder.romfs_image(lib=paths.lib_dir())
+    import contextlib
+    import io
+
+    from mpremote.romfs import make_romfs
+
+    mpy_cross = builder.mpy_cross_command()
+    tree = tempfile.mkdtemp(prefix="fireant-romfs-")
+    try:
+        if lib:
+            builder.compile_tree(tree, lib=paths.lib_dir(), mpy_cross=mpy_cross, app=False)
+        _compile(os.path.join(paths.SIM, program + ".py"), os.path.join(tree, program + ".mpy"), mpy_cross,
+                 program + ".py")
+        with contextlib.redirect_stdout(io.StringIO()):
+            return make_romfs(tree, mpy_cross=False)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def prepare_model(work, interp, program="unixrun"):
+    """Lay out work/ for an ESP8266 model run; returns (interpreter, environment
+    additions). The ROMFS model gets work/romfs.bin, a partition holding
+    romfs_image(program) padded with erased flash (0xff); the frozen model has the
+    firmware in ROM and gets a partition only for the bare client."""
+    from sim import upstream
+
+    frozen = interp == "esp8266-frozen"
+    exe = upstream.model_exe(frozen=frozen)
+    env = {"MICROPYPATH": ESP8266_PATH}
+    if frozen and program == "unixrun":
+        return exe, env
+    # The bare client in the frozen model: alone on /rom, its libraries the frozen ones.
+    image = romfs_image(program, lib=not frozen)
+    if len(image) > ROMFS_PARTITION:
+        raise RuntimeError("ROMFS image of %d bytes does not fit the %d-byte partition" % (len(image), ROMFS_PARTITION))
+    part = os.path.join(work, "romfs.bin")
+    with open(part, "wb") as f:
+        f.write(image + b"\xff" * (ROMFS_PARTITION - len(image)))
+    env["FIREANT_ROMFS"] = part
+    return exe, env
+
+
 class _Control:
     """The FIREANT_SIM_CONTROL file. MicroPython's os.stat() has whole-second
     mtimes, so each write is stamped one second later than the last: simboard
@@ -164,7 +249,7 @@ class _Control:
 
 
 def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, broker=None,
-        heap_every_ms=500, until=None, max_seconds=None, workdir=None):
+        heap_every_ms=500, until=None, max_seconds=None, workdir=None, interp="unix", program="unixrun"):
     """Run the firmware on the unix port and stop it with Ctrl-C; returns a Run.
 
     raw: config dict (sim.firmware.sim_config). faults: [(s, dict or callable)],
@@ -173,26 +258,38 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
     (polled every 0.1 s, run.messages and run.lines current) or max_seconds
     (default seconds + 30). heap_every_ms: heap sample period (0: only the final
     one). Never raises on a firmware failure (MemoryError, crash): the Run's
-    returncode and lines tell.
+    returncode and lines tell. interp, program: see the module's docstring (the
+    ESP8266 model takes libs "real" and a broker; build is then its own).
     """
+    if interp not in INTERPS:
+        raise ValueError("interp: one of %s, got %r" % (", ".join(INTERPS), interp))
+    if program not in PROGRAMS or (program != "unixrun" and interp == "unix"):
+        raise ValueError("program %r: unixrun, or bareclient in the ESP8266 model" % program)
+    if interp != "unix":
+        libs, build = "real", "frozen" if interp == "esp8266-frozen" else "romfs"
     if libs is None:
         libs = "real" if paths.lib_dir() and broker is not None else "standin"
     if libs == "real" and not paths.lib_dir():
         raise RuntimeError("libs='real' needs lib/mqtt_as and lib/primitives (deploy.py deps)")
     if libs == "real" and broker is None:
         raise RuntimeError("libs='real' needs a broker (sim.mosquitto.Mosquitto)")
-    result = Run(build, libs, heapsize)
+    result = Run(build, libs, heapsize, interp, program)
     own_dir = workdir is None
     work = workdir or tempfile.mkdtemp(prefix="fireant-unix-")
     sub = None
     try:
-        path = prepare(work, build, libs)
+        if interp == "unix":
+            exe, extra = micropython_exe(), {"MICROPYPATH": prepare(work, build, libs)}
+        else:
+            exe, extra = prepare_model(work, interp, program)
         with open(os.path.join(work, "config.json"), "w") as f:
             json.dump(raw, f)
         control = _Control(os.path.join(work, "control.json"))
         broker_log = os.path.join(work, "broker.log")
-        env = dict(os.environ, MICROPYPATH=path, FIREANT_SIM_CONTROL=control.path,
-                   FIREANT_SIM_BROKER_LOG=broker_log, FIREANT_HEAP_MS=str(heap_every_ms))
+        env = dict(os.environ, FIREANT_SIM_CONTROL=control.path,
+                   FIREANT_SIM_BROKER_LOG=broker_log, FIREANT_HEAP_MS=str(heap_every_ms), **extra)
+        if "FIREANT_ROMFS" not in extra:
+            env.pop("FIREANT_ROMFS", None)  # no partition: nothing mounted at /rom
         if libs == "real":
             from sim.mosquitto import Subscriber
 
@@ -202,14 +299,14 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
             if sub is not None:
                 result.messages = [(t, r, p) for _, t, p, r in list(sub.messages)]
             elif os.path.exists(broker_log):
-                with open(broker_log) as f:
+                with open(broker_log, encoding="utf-8", errors="replace") as f:  # a cut payload may end mid-character
                     lines = f.read().splitlines()
                 result.messages = [(t, r == "1", p) for t, r, p in
                                    (line.split("\t", 2) for line in lines if line.count("\t") >= 2)]
 
         if max_seconds is None:
             max_seconds = seconds + 30
-        _drive(result, [micropython_exe(), "-X", "heapsize=%s" % heapsize, "-m", "unixrun"], work, env,
+        _drive(result, [exe, "-X", "heapsize=%s" % heapsize, "-m", program], work, env,
                control, sorted(faults, key=lambda f: f[0]), seconds, until, max_seconds, refresh)
         if sub is not None:
             time.sleep(0.5)  # last PUBACKed messages reach the observer
@@ -228,6 +325,7 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
 
 def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, refresh):
     started = threading.Event()
+    mark = "] %s: " % PROGRAMS[result.program]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
@@ -236,7 +334,7 @@ def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, 
         for line in proc.stdout:
             line = line.rstrip("\n")
             result.lines.append(line)
-            if "] app: " in line and " starting: " in line:
+            if mark in line and " starting: " in line:
                 started.set()
 
     reader = threading.Thread(target=read, daemon=True)
@@ -281,13 +379,19 @@ def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, 
         result.seconds = time.monotonic() - t0
 
 
-def smallest_heap(raw, lo_k=32, hi_k=256, step_k=2, **kwargs):
+def smallest_heap(raw, lo_k=32, hi_k=256, step_k=2, accept=None, runs=None, **kwargs):
     """Smallest -X heapsize (in KB, to step_k) under which run(raw, **kwargs)
     exits cleanly with the clean-stop line: the honest peak heap need, since
-    MicroPython reports live heap but not its high-water mark. None if hi_k fails."""
+    MicroPython reports live heap but not its high-water mark. None if hi_k fails.
+    lo_k is taken as failing (a known lower bound: it is not run). accept(run) ->
+    bool: what else a run must show to pass (e.g. the backlog drained). runs: a
+    dict that gets {k: Run} of every run made (for the figures of the passing ones)."""
     def ok(k):
         r = run(raw, heapsize="%dK" % k, **kwargs)
-        return r.returncode == 0 and r.logged("app: stopped:") and not r.logged("MemoryError")
+        if runs is not None:
+            runs[k] = r
+        return r.returncode == 0 and r.stopped() and not r.logged("MemoryError") and \
+            (accept is None or bool(accept(r)))
 
     if not ok(hi_k):
         return None

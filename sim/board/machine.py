@@ -28,3 +28,36 @@ class Pin:
 
 def reset():
     sys.exit(0)
+
+
+class RTC:
+    """Setting it moves the process's clock where libfaketime runs it (tests of a
+    board whose clock reads 2000): FAKETIME_TIMESTAMP_FILE holds the offset from
+    the real time, re-read on every call (FAKETIME_NO_CACHE)."""
+
+    def datetime(self, dt=None):
+        import time
+
+        if dt is None:
+            t = time.gmtime(time.time())
+            return (t[0], t[1], t[2], t[6] + 1, t[3], t[4], t[5], 0)
+        import os
+
+        path = os.getenv("FIREANT_SIM_CLOCK")
+        if path:
+            y, mo, d, _, h, mi, s = dt[:7]
+            days = _days(y, mo, d)
+            with open(path) as f:
+                offset = int(f.read().strip() or 0)
+            new = days * 86400 + h * 3600 + mi * 60 + s - (int(time.time()) - offset)
+            with open(path, "w") as f:
+                f.write("%+d" % new)
+
+
+def _days(y, m, d):
+    """Days from 1970-01-01 to the date (proleptic Gregorian)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468

@@ -1,21 +1,37 @@
-"""Simulated network module: a station whose link simboard can drop and restore.
+"""Simulated network module: a station whose link simboard can drop and restore,
+with each chip's driver behaviour (simboard "chip", from $FIREANT_SIM_CHIP:
+"esp32" or "esp8266"; unset, sys.platform decides, esp32 unless it says esp8266;
+read when this module is imported, as a board's is what it is).
 
-Joining takes simboard "join_ms"; while the medium is down the station is not
-connected, and like the real driver it re-associates once the medium returns if
-connect() was called and disconnect() was not.
+Both chips (ports/esp32/network_wlan.c, ports/esp8266/network_wlan.c):
+- joining takes simboard "join_ms"; with simboard "wifi_password" set, a join
+  with another password never succeeds and status() is STAT_WRONG_PASSWORD;
+- after connect() the driver re-joins by itself whenever the medium comes back
+  (the IDF and the SDK both retry for ever), until disconnect();
+- network.hostname() takes at most 32 characters: ValueError above.
+ESP32: connect() while the driver is connecting or connected raises
+OSError("Wifi Internal Error") (the IDF's "sta is connecting, return error");
+status() is STAT_NO_AP_FOUND while it retries with no access point in reach.
+ESP8266: connect(ssid, key) saves the network (to "flash": a file in the working
+directory on the unix port), connect() with no arguments joins the saved one, and
+at power-on the station joins the saved network by itself. Its status codes are
+the SDK's (0..5), the ESP32's the IDF's (1000, 1001, 1010, 201, 202).
 """
+import os
 import sys
 
 import simboard
 
 STA_IF = 0
 AP_IF = 1
-# status() codes as the chip's port numbers them (mqtt_as compares with them).
-if sys.platform == "esp8266":
+ESP8266 = simboard.get("chip") == "esp8266" or (simboard.get("chip") is None and sys.platform == "esp8266")
+if ESP8266:
     STAT_IDLE, STAT_CONNECTING, STAT_WRONG_PASSWORD, STAT_NO_AP_FOUND, STAT_GOT_IP = 0, 1, 2, 3, 5
 else:
     STAT_IDLE, STAT_CONNECTING, STAT_WRONG_PASSWORD, STAT_NO_AP_FOUND, STAT_GOT_IP = 1000, 1001, 202, 201, 1010
 DNS_PORT = 53  # tests point the board's DNS at their own server
+NTP_PORT = int(os.getenv("FIREANT_SIM_NTP_PORT") or 123)  # and its NTP at theirs
+_SAVED = "sim-wifi.txt"  # the ESP8266's saved network, in its flash
 
 _hostname = "mpy-sim"
 _interfaces = {}
@@ -29,6 +45,8 @@ def hostname(name=None):
     global _hostname
     if name is None:
         return _hostname
+    if len(name) > 32:
+        raise ValueError  # extmod/modnetwork.c: mp_raise_ValueError(NULL)
     _hostname = name
 
 
@@ -44,14 +62,28 @@ def WLAN(interface=STA_IF):
     return _interfaces[interface]
 
 
+def _saved():
+    try:
+        with open(_SAVED) as f:
+            ssid, key = f.read().split("\n")[:2]
+        return ssid, key
+    except (OSError, ValueError):
+        return None
+
+
 class _WLAN:
     def __init__(self, interface):
         self._if = interface
         self._active = False
-        self._want = False  # connect() called, disconnect() not
+        self._want = False  # connect() called, disconnect() not: the driver keeps trying
         self._key = None
         self._since = 0
         self._config = {"essid": "", "dhcp_hostname": _hostname}
+        saved = _saved() if ESP8266 and interface == STA_IF else None
+        if saved:  # the SDK's auto-connect at power-on
+            self._config["essid"], self._key = saved
+            self._active = self._want = True
+            self._since = simboard.ticks_ms()
 
     def active(self, on=None):
         if on is None:
@@ -64,10 +96,15 @@ class _WLAN:
     def connect(self, ssid=None, key=None):
         _called(self._if, "connect")
         if not self._active:
-            raise OSError("STA must be active")
+            raise OSError("STA must be active" if not ESP8266 else "Cannot connect to AP")
+        if self._want and not ESP8266:
+            raise OSError("Wifi Internal Error")  # the IDF refuses while it is connecting or connected
         if ssid is not None:
             self._config["essid"] = ssid
             self._key = key
+            if ESP8266:
+                with open(_SAVED, "w") as f:
+                    f.write("%s\n%s" % (ssid, key or ""))
         self._want = True
         self._since = simboard.ticks_ms()
 

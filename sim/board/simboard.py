@@ -18,13 +18,16 @@ except ImportError:  # CPython without sim.hostpy: plain milliseconds are enough
         return a - b
 
 STATE = {
+    "chip": os.getenv("FIREANT_SIM_CHIP"),  # esp32 | esp8266 | None (sys.platform decides); read at import
     "link": True,  # the access point is reachable
     "wifi_password": None,  # when set, a join with another password fails
     "join_ms": 200,  # association + DHCP time
-    "dht": "ok",  # ok | fail (no answer) | garbage (out-of-range values)
+    "dht": "ok",  # ok | fail (no answer) | checksum (garbled bits) | garbage (out-of-range values)
+    "dht_block_ms": 0,  # how long measure() blocks the loop (a board: ~270)
     "temperature": 21.5,
     "humidity": 45.0,
-    "broker": True,  # for the in-memory broker stand-in
+    "broker": True,  # for the in-memory broker stand-in: up
+    "mqtt_password": None,  # when set, the in-memory broker refuses any other (CONNACK 5)
 }
 _path = os.getenv("FIREANT_SIM_CONTROL")
 _mtime = None

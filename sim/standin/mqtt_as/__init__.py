@@ -1,20 +1,32 @@
 """Host stand-in for Peter Hinch's mqtt_as, written for fireant from its documented
-contract (the board runs the real library, installed by deploy.py with mip).
+contract and checked against the pinned release's behaviour (the board runs the
+real library, installed by deploy.py). It may not be kinder than the real thing
+anywhere the firmware could tell:
 
-What it honours, because app/ relies on it:
 - MQTTClient(config) with the upstream config keys and defaults; ValueError
-  without a server; the event interface (up/down Events) when queue_len > 0;
-- connect(quick=False): the first call joins Wi-Fi (WLAN.connect, up to 60 s),
-  checks the link for 5 s unless quick, resolves the server with a blocking
-  getaddrinfo, connects, and raises OSError on any failure. After it succeeds
-  the client reconnects Wi-Fi and broker on its own, for ever;
-- isconnected() notices a dropped station link and starts the reconnection;
+  without a server or with an empty will topic; the event interface (up/down
+  Events) when queue_len > 0;
+- connect(quick=False): the first call joins Wi-Fi through self._sta_if as
+  upstream's wifi_connect() does (the ESP8266 branch where sys.platform says so:
+  no join when already connected, connect() with saved credentials; elsewhere
+  connect(ssid, pw) unconditionally, up to 60 s), checks the link for 5 s unless
+  quick, resolves the server with a blocking getaddrinfo, connects, raises on
+  any failure. After it succeeds the client reconnects on its own, for ever,
+  calling self._sta_if.disconnect() and wifi_connect() before each attempt;
+- isconnected() looks at the station only, as upstream's does;
+- a broker that closes the connection makes the message task die with
+  AssertionError("Empty response"), as the pinned wait_msg does (upstream
+  #172): nothing reconnects until a ping or a publish fails on the dead link;
 - keepalive: a broker that has sent nothing for four ping intervals is dead;
 - publish(topic, msg, retain=False, qos=0) waits until connected and returns
-  once the broker has the message (PUBACK for QoS 1); on a failure it
-  reconnects and publishes again, so QoS 1 may deliver twice;
-- the last will is left to the broker when the link dies; disconnect() is a
-  clean goodbye; close() also switches the station off.
+  once the broker has the message (PUBACK for QoS 1, polled every 100 ms); with
+  no PUBACK within response_time it republishes (the subscriber sees the message
+  twice) up to max_repubs times, then reconnects and publishes again;
+- lengths on the wire are len() of what it is given: a str with a character
+  outside ASCII is longer than it says, and the broker sees a truncated packet
+  and garbage after it, then drops the connection (a CONNECT is refused);
+- disconnect() is a clean goodbye that leaves isconnected() true, as upstream's
+  does; close() also switches the station off.
 
 The wire is a transport: under CPython real MQTT via paho-mqtt (_paho.py), under
 the MicroPython unix port an in-memory broker (_memory.py). MQTT_TRANSPORT
@@ -31,6 +43,7 @@ from machine import unique_id
 
 VERSION = (0, 8, 3)  # the upstream release whose contract this follows
 MQTT_TRANSPORT = None
+ESP8266 = sys.platform == "esp8266"
 
 
 async def _nothing(*_):
@@ -68,6 +81,13 @@ class MQTTException(Exception):
     pass
 
 
+def on_wire(s):
+    """(the bytes mqtt_as writes for s, the length it declares for them): it
+    sends len(s) as the length and s after it, a str encoded."""
+    data = s.encode() if isinstance(s, str) else bytes(s)
+    return data, len(s)
+
+
 def _transport(name):
     if name is None:
         name = "memory" if sys.implementation.name == "micropython" else "paho"
@@ -88,6 +108,8 @@ class MQTTClient:
             raise ValueError("no server specified.")
         if config["keepalive"] >= 65536:
             raise ValueError("invalid keepalive time")
+        if config["will"] is not None and not config["will"][0]:
+            raise ValueError("Empty topic.")
         self._c = config
         self.server = config["server"]
         self.port = config["port"] or (8883 if config["ssl"] else 1883)
@@ -112,18 +134,35 @@ class MQTTClient:
         self.last_rx = ticks_ms()
         self.REPUB_COUNT = 0
 
-    # -- Wi-Fi, as upstream's wifi_connect() for non-ESP8266 ports
+    # -- Wi-Fi, as upstream's wifi_connect()
     async def wifi_connect(self, quick=False):
         s = self._sta_if
-        s.active(True)
-        s.connect(self._c["ssid"], self._c["wifi_pw"])
-        for _ in range(60):
-            await asyncio.sleep(1)
-            if s.isconnected():
-                break
+        if ESP8266:
+            if s.isconnected():  # first attempt, already connected: no check either
+                return
+            s.active(True)
+            s.connect()  # the ESP8266 remembers the network
+            for _ in range(60):
+                if s.status() != network.STAT_CONNECTING:
+                    break
+                await asyncio.sleep(1)
+            if s.status() == network.STAT_CONNECTING:
+                s.disconnect()
+                await asyncio.sleep(1)
+            if not s.isconnected() and self._c["ssid"] is not None and self._c["wifi_pw"] is not None:
+                s.connect(self._c["ssid"], self._c["wifi_pw"])
+                while s.status() == network.STAT_CONNECTING:
+                    await asyncio.sleep(1)
         else:
-            s.disconnect()
-            await asyncio.sleep(1)
+            s.active(True)
+            s.connect(self._c["ssid"], self._c["wifi_pw"])
+            for _ in range(60):
+                await asyncio.sleep(1)
+                if s.isconnected():
+                    break
+            else:
+                s.disconnect()
+                await asyncio.sleep(1)
         if not s.isconnected():
             raise OSError("Wi-Fi connect timed out")
         if not quick:
@@ -151,8 +190,8 @@ class MQTTClient:
         if not self._has_connected:
             self._has_connected = True
             asyncio.create_task(self._keep_connected())
+        asyncio.create_task(self._handle_msg())
         self._tasks.append(asyncio.create_task(self._keep_alive()))
-        self._tasks.append(asyncio.create_task(self._watch()))
         if self._events:
             self.up.set()
         else:
@@ -161,7 +200,7 @@ class MQTTClient:
     def isconnected(self):
         if self._in_connect:
             return True
-        if self._isconnected and not (self._sta_if.isconnected() and self._wire.alive()):
+        if self._isconnected and not self._sta_if.isconnected():
             self._reconnect()
         return self._isconnected
 
@@ -179,11 +218,18 @@ class MQTTClient:
             else:
                 asyncio.create_task(self._c["wifi_coro"](False))
 
-    async def _watch(self):
-        # Upstream's message loop calls isconnected() every few ms, so a dropped
-        # station link is noticed at once; this does the same without messages.
-        while self.isconnected():
-            await _sleep_ms(20)
+    async def _handle_msg(self):
+        # Upstream's message loop: reads until the link fails. A read of b""
+        # (the broker closed the connection) is an AssertionError in the pinned
+        # release, which this task does not catch: it dies without reconnecting.
+        try:
+            while self.isconnected():
+                if self._wire.closed_by_host():
+                    raise AssertionError("Empty response")
+                await _sleep_ms(20)
+        except OSError:
+            pass
+        self._reconnect()
 
     async def _keep_alive(self):
         while self.isconnected():
@@ -229,11 +275,28 @@ class MQTTClient:
         while True:
             await self._connection()
             try:
-                return await self._wire.publish(topic, msg, retain, qos, self._response_ms,
-                                                self._c["max_repubs"])
+                return await self._publish(topic, msg, retain, qos)
             except OSError:
                 pass
             self._reconnect()
+
+    async def _publish(self, topic, msg, retain, qos):
+        count = 0
+        while True:
+            acked = self._wire.publish(topic, msg, retain, qos)  # raises OSError on a dead link
+            if qos == 0:
+                return
+            t = ticks_ms()
+            while not acked():
+                if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
+                    break
+                await _sleep_ms(100)
+            else:
+                return
+            if count >= self._c["max_repubs"] or not self.isconnected():
+                raise OSError(-1)
+            count += 1
+            self.REPUB_COUNT += 1
 
     async def broker_up(self):
         if not self.isconnected():
@@ -258,8 +321,7 @@ class MQTTClient:
         self._tasks.clear()
         await asyncio.sleep(0)
         self._wire.close(True)
-        self._isconnected = False
-        self._has_connected = False
+        self._has_connected = False  # upstream leaves _isconnected as it was
 
     def close(self):
         self._wire.close(False)

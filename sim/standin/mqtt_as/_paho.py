@@ -19,6 +19,8 @@ from time import ticks_ms
 
 import paho.mqtt.client as paho
 
+from . import on_wire
+
 # paho 2 reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason codes; mqtt_as reports
 # the 3.1.1 code ("CONNACK reason code 0x5").
 _V311 = {0x84: 1, 0x85: 2, 0x88: 3, 0x86: 4, 0x87: 5}
@@ -53,6 +55,7 @@ class Transport:
         self._paho = None
         self._loop = None
         self._up = False
+        self._closed = False  # by the broker (not by our keepalive)
         self._acked = set()
 
     def _rx(self):
@@ -70,14 +73,20 @@ class Transport:
         loop = self._loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._acked = set()
+        self._closed = False
+        will = cfg["will"] or (None, None)
+        for field in (cfg["client_id"], cfg["user"], cfg["password"], will[0], will[1]):
+            if field is not None and len(on_wire(field)[0]) != on_wire(field)[1]:
+                raise OSError(-1, "Connection closed by host")  # the broker drops a malformed CONNECT
+
         ping_s = max(1, self._client._ping_interval // 1000)
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=cfg["client_id"].decode(),
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=on_wire(cfg["client_id"])[0].decode(),
                         clean_session=clean, protocol=paho.MQTTv311, reconnect_on_failure=False)
         if cfg["user"]:
-            c.username_pw_set(cfg["user"], cfg["password"] or None)
+            c.username_pw_set(on_wire(cfg["user"])[0].decode(), on_wire(cfg["password"])[0] or None)
         if cfg["will"]:
             topic, msg, retain, qos = (list(cfg["will"]) + [False, 0])[:4]
-            c.will_set(topic, msg, qos, retain)
+            c.will_set(on_wire(topic)[0].decode(), on_wire(msg)[0], qos, retain)
         if cfg["ssl"]:
             c.tls_set_context(_tls_context(cfg["ssl_params"]))
         def settle(fn, *a):
@@ -95,8 +104,8 @@ class Transport:
             self._post(self._rx)
             self._post(self._ack, mid)
 
-        def on_disconnect(*_):
-            self._post(self._lost)
+        def on_disconnect(_c, _u, _flags, rc, _props):
+            self._post(self._lost, rc.getName() != "Keep alive timeout")
             settle(done.set_exception, OSError(-1, "Connection closed by host"))
 
         c.on_connect, c.on_publish, c.on_disconnect = on_connect, on_publish, on_disconnect
@@ -120,49 +129,57 @@ class Transport:
     def _ack(self, mid):
         self._acked.add(mid)
 
-    def _lost(self):
+    def _lost(self, by_host):
+        if self._up:
+            self._closed = by_host
         self._up = False
 
-    def alive(self):
-        return self._up
+    def closed_by_host(self):
+        return self._closed
 
     def ping(self):
         if not self._up:
-            raise OSError(-1, "not connected")
+            raise OSError(-1, "Connection closed by host")
         # paho pings by itself on silence (see the module note)
 
-    async def publish(self, topic, msg, retain, qos, response_ms, max_repubs):
+    def publish(self, topic, msg, retain, qos):
+        """Returns a callable: has the broker acknowledged it yet. A republish is a
+        new message to paho: the subscriber sees it twice, as after upstream's."""
         if not self._up:
-            raise OSError(-1, "not connected")
+            raise OSError(-1, "Connection closed by host")
         self._loop = asyncio.get_running_loop()
-        info = self._paho.publish(topic, msg, qos, retain)
+        (t, t_len), (m, m_len) = on_wire(topic), on_wire(msg)
+        if len(t) != t_len or len(m) != m_len:
+            if len(t) == t_len:  # the broker parsed a payload cut short, then garbage
+                self._paho.publish(t.decode(), m[:m_len], qos, retain)
+            self._drop()
+            return lambda: False
+        info = self._paho.publish(t.decode(), m, qos, retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise OSError(-1, "publish failed: %s" % paho.error_string(info.rc))
-        if qos == 0:
-            return
-        # Upstream polls for the PUBACK every 100 ms, and after response_ms
-        # republishes, up to max_repubs times, before failing: same pace here.
-        waited = 0
-        while info.mid not in self._acked:
-            if not self._up:
-                raise OSError(-1, "connection lost awaiting PUBACK")
-            if waited >= response_ms * (max_repubs + 1):
-                raise OSError(-1, "no PUBACK")
-            await asyncio.sleep(0.1)
-            waited += 100
-        self._acked.discard(info.mid)
+        return lambda: info.mid in self._acked
+
+    def _drop(self):
+        """The broker closes the connection unannounced (it then sends the will)."""
+        self._close_socket()
+        self._up, self._closed = False, True
 
     def close(self, graceful):
-        c, self._paho, self._up = self._paho, None, False
-        if c is None:
+        if self._paho is None:
             return
         if graceful:
-            c.disconnect()  # DISCONNECT: the broker discards the will
-            return
-        sock = c.socket()
+            self._paho.disconnect()  # DISCONNECT: the broker discards the will
+        else:
+            self._close_socket()
+        self._paho, self._up = None, False
+
+    def _close_socket(self):
+        c = self._paho
+        sock = c.socket() if c is not None else None
         if sock is not None:  # drop the TCP connection unannounced, as a lost link does
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        c.disconnect()
+        if c is not None:
+            c.disconnect()

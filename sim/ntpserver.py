@@ -1,0 +1,47 @@
+"""A tiny SNTP server for tests: answers with this host's clock, on a free
+loopback UDP port (the sim board asks it when $FIREANT_SIM_NTP_PORT names it).
+set_mode("silent") makes it say nothing, as an unreachable pool would."""
+import asyncio
+import struct
+import time
+
+_NTP_TO_UNIX = 2208988800
+
+
+class NtpServer(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.mode = "answer"
+        self.queries = 0
+        self.port = None
+        self._transport = None
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
+        self.port = self._transport.get_extra_info("sockname")[1]
+        return self.port
+
+    def set_mode(self, mode):
+        if mode not in ("answer", "silent"):
+            raise ValueError("mode must be answer or silent, got %r" % mode)
+        self.mode = mode
+
+    def datagram_received(self, data, addr):
+        if len(data) < 48 or data[0] & 7 != 3:  # not a client request
+            return
+        self.queries += 1
+        if self.mode == "silent":
+            return
+        now = time.time() + _NTP_TO_UNIX
+        secs, frac = int(now), int((now % 1) * 2 ** 32)
+        reply = bytearray(48)
+        reply[0] = 0x24  # version 4, server
+        reply[1] = 1  # stratum: a primary reference
+        reply[24:32] = data[40:48]  # originate = the client's transmit time
+        struct.pack_into("!IIII", reply, 32, secs, frac, secs, frac)  # receive, transmit
+        self._transport.sendto(bytes(reply), addr)
+
+    async def close(self):
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
