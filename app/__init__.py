@@ -2,9 +2,10 @@
 
     import app; app.run()      # from the REPL; Ctrl-C stops it cleanly
 
-Four tasks share one loop: wifi (link), sampler (sensor -> backlog), publisher
-(backlog -> broker), heartbeat (LED). Importing this package costs little; the
-tasks and the MQTT library are loaded by run().
+Five supervised tasks share one loop: wifi (the link's one owner), sampler
+(sensor -> backlog), publisher (backlog -> broker), status (availability and
+counters on every connect), heartbeat (LED). Importing this package costs
+little; the tasks and the MQTT library are loaded by run().
 """
 import asyncio
 
@@ -22,11 +23,11 @@ class Firmware:
         self.backlog = Backlog(self.node, cfg["queue"]["size"])
         self.sensor = board.Sensor(cfg["sensor"]["type"], cfg["sensor"]["pin"])
         self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
-        self.client = client.make(cfg, self.node.device)
+        self.client = client.make(cfg, self.node.device, board.station())
         forget("client")
 
     async def main(self):
-        from . import heartbeat, publisher, sampler, wifi
+        from . import heartbeat, publisher, sampler, status, wifi
         from .node import supervise
 
         node, cfg = self.node, self.cfg
@@ -40,6 +41,7 @@ class Firmware:
                       int(cfg["sensor"]["interval_s"] * 1000)),
             supervise(node, "wifi", wifi.run, node, cfg),
             supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg),
+            supervise(node, "status", status.run, node, self.client, self.backlog, cfg),
         )]
         try:
             await tasks[0]  # never returns: main() ends only when cancelled
@@ -54,25 +56,36 @@ class Firmware:
 
     async def stop(self):
         """Say goodbye to the broker and switch the LED off. Bounded in time: a
-        publish abandoned mid-flight may hold mqtt_as's lock for ever."""
+        publish abandoned mid-flight may hold mqtt_as's lock for ever. Survives
+        any failure, MemoryError included: every step is tried, the LED first."""
+        import gc
+
         from .publisher import topic
 
         self.led.set(False)
+        gc.collect()  # the cancelled tasks' frames are garbage now: the goodbye needs their room
+        said = True
         if self.node.broker_up:
-            status = topic(self.cfg["mqtt"]["status_topic"], self.node.device)
             try:
+                status = topic(self.cfg["mqtt"]["status_topic"], self.node.device)
                 # QoS 0: after Ctrl-C mqtt_as's reader task is gone, so a PUBACK would
                 # never be seen; TCP still delivers this ahead of the DISCONNECT.
-                await asyncio.wait_for(self.client.publish(status, "offline", True, 0), 2)
-            except Exception as e:  # TimeoutError, OSError: the will covers it
-                log("app", "could not publish offline: %r" % e)
+                await asyncio.wait_for(self.client.publish(status, b"offline", True, 0), 2)
+            except Exception as e:  # TimeoutError, OSError, MemoryError
+                said = False
+                log("app", "could not publish offline (%r): the will says it" % e)
         try:
+            if not said:
+                raise OSError  # a clean DISCONNECT would make the broker discard the will
             await asyncio.wait_for(self.client.disconnect(), 2)
         except Exception:
-            # mqtt_as's documented way out (it also switches the station off); the
-            # broker then publishes the will. The stand-ins have no private _close().
+            # mqtt_as's documented way out: it closes the socket, the broker then
+            # publishes the will. (Its station calls reach wifi.Link: Wi-Fi stays up.)
             self.client.close()
-        log("app", "stopped: %s" % self.node.stats())
+        try:
+            log("app", "stopped: %s" % self.node.stats())
+        except MemoryError:
+            log("app", "stopped")
 
 
 def _settings(config, secrets):
@@ -80,11 +93,14 @@ def _settings(config, secrets):
     then dropped: its RAM (~10 KB on the unix port) goes to the tasks. A separate
     function so that no local of run() keeps the config module alive."""
     from . import board
-    from .config import ConfigError, load
+    from .config import ConfigError, load, warnings
     from .node import forget
 
     try:
-        return load(config, secrets, board.min_interval_s())
+        cfg = load(config, secrets, board.min_interval_s(), board.platform())
+        for w in warnings(cfg):
+            log("config", "WARNING: " + w)
+        return cfg
     except ConfigError as e:
         print(e)
         return None

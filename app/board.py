@@ -1,4 +1,6 @@
-"""The only module that touches machine, network and dht; sim/ mirrors what it uses."""
+"""The only module that touches machine, network and dht; sim/board mirrors what it uses."""
+import sys
+import time
 from binascii import hexlify
 
 import dht
@@ -7,6 +9,25 @@ import network
 
 # Plausible readings per sensor: (t_min, t_max, rh_min, rh_max), datasheet ranges.
 _RANGE = {"DHT22": (-40, 80, 0, 100), "DHT11": (0, 50, 0, 100)}
+# The station's status codes; each port numbers them its own way.
+STAT_CONNECTING = network.STAT_CONNECTING
+STAT_WRONG_PASSWORD = network.STAT_WRONG_PASSWORD
+
+
+def platform():
+    """The chip, as the config validator names it: "esp8266", "esp32", ..."""
+    return sys.platform
+
+
+def clock_set():
+    """Is the clock plausibly the real time? An ESP32 counts from 2000 at power-up."""
+    return time.gmtime(time.time())[0] >= 2025
+
+
+def set_clock(utc):
+    """Set the real-time clock to utc, seconds since 1970 (the boards count from 2000)."""
+    tm = time.gmtime(utc - (946684800 if time.gmtime(0)[0] == 2000 else 0))
+    machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
 
 
 def min_interval_s():
@@ -25,8 +46,10 @@ class Sensor:
         self._range = _RANGE[kind]
 
     def read(self):
-        """Return (temperature_C, humidity_%). Raises OSError when the sensor does not
-        answer or fails its checksum, ValueError when it answers with garbage."""
+        """Return (temperature_C, humidity_%). Raises what the driver raises, OSError
+        (no answer) or a plain Exception("checksum error"), and ValueError for a
+        reading outside the sensor's range. Blocks ~270 ms: the driver holds the
+        line 250 ms + 18 ms before the sensor answers."""
         self._dev.measure()
         t = self._dev.temperature()
         h = self._dev.humidity()
@@ -51,6 +74,14 @@ def station():
     return network.WLAN(network.STA_IF)
 
 
+def status_name(code):
+    """A station status in words, for the log."""
+    for name in ("WRONG_PASSWORD", "NO_AP_FOUND", "CONNECTING", "IDLE", "GOT_IP", "CONNECT_FAIL"):
+        if getattr(network, "STAT_" + name, None) == code:
+            return name.lower().replace("_", " ")
+    return "status %s" % code
+
+
 def set_hostname(name):
     try:
         network.hostname(name)  # MicroPython >= 1.20
@@ -72,3 +103,7 @@ def access_point(ssid, password):
 def dns_server():
     """(ip, port) of the DNS server the network gave us; the sim board names its port."""
     return station().ifconfig()[3], getattr(network, "DNS_PORT", 53)
+
+
+def ntp_port():
+    return getattr(network, "NTP_PORT", 123)  # the sim board names its own

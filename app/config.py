@@ -8,31 +8,33 @@ import json
 
 REQUIRED = "<required>"
 
-# (key, kind, default, limits). Kinds: str, secret (a str never logged), int, num,
-# bool, pin (int or null), choice (limits = allowed values).
+# (key, kind, default, limits). Kinds: str, secret (a str never logged; limits:
+# its most bytes, UTF-8), int, num, bool, pin (int or null), choice (limits =
+# allowed values).
 SCHEMA = (
-    ("device", "str", "", None),
-    ("location", "str", "", None),
-    ("wifi.ssid", "str", "", None),
-    ("wifi.password", "secret", "", None),
-    ("wifi.hostname", "str", "", None),
-    ("wifi.ap_ssid", "str", "", None),
-    ("wifi.ap_password", "secret", "", None),
+    ("device", "str", "", 32),
+    ("location", "str", "", 64),
+    ("wifi.ssid", "str", "", 32),
+    ("wifi.password", "secret", "", 64),
+    ("wifi.hostname", "str", "", 32),
+    ("wifi.ap_ssid", "str", "", 32),
+    ("wifi.ap_password", "secret", "", 64),
     ("wifi.timeout_s", "num", 20, (1, 300)),
     ("wifi.backoff_min_s", "num", 1, (0.1, 3600)),
     ("wifi.backoff_max_s", "num", 60, (0.1, 3600)),
-    ("mqtt.server", "str", REQUIRED, None),
+    ("mqtt.server", "str", REQUIRED, 253),
     ("mqtt.port", "int", 0, (0, 65535)),
-    ("mqtt.user", "str", "", None),
-    ("mqtt.password", "secret", "", None),
+    ("mqtt.user", "str", "", 128),
+    ("mqtt.password", "secret", "", 128),
     ("mqtt.tls", "bool", False, None),
-    ("mqtt.ca", "str", "", None),
+    ("mqtt.ca", "str", "", 128),
     ("mqtt.keepalive_s", "int", 20, (4, 65535)),
     ("mqtt.ping_interval_s", "int", 5, (1, 3600)),
     ("mqtt.response_time_s", "int", 10, (1, 120)),
-    ("mqtt.topic", "str", "sensors/environmental", None),
-    ("mqtt.status_topic", "str", "fireant/{device}/status", None),
-    ("mqtt.stats_topic", "str", "fireant/{device}/stats", None),
+    ("mqtt.topic", "str", "sensors/environmental", 128),
+    ("mqtt.status_topic", "str", "fireant/{device}/status", 128),
+    ("mqtt.stats_topic", "str", "fireant/{device}/stats", 128),
+    ("ntp.server", "str", "pool.ntp.org", 253),
     ("sensor.type", "choice", "DHT22", ("DHT22", "DHT11")),
     ("sensor.pin", "int", 5, (0, 48)),
     ("sensor.interval_s", "num", 5, (0.001, 86400)),
@@ -45,6 +47,7 @@ SCHEMA = (
 MIN_INTERVAL_S = {"DHT22": 2, "DHT11": 1}
 
 _TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic")
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,8 @@ def _check(key, kind, value, limits):
     if kind in ("str", "secret"):
         if not isinstance(value, str):
             _fail(key, "must be a string")
+        if len(value.encode()) > limits:
+            _fail(key, "must be at most %d bytes long, got %d" % (limits, len(value.encode())))
         return value
     if kind == "bool":
         if value is not True and value is not False:
@@ -140,14 +145,53 @@ def validate(raw, min_interval_s=None, platform=None):
         _fail("mqtt.user", "must be set when mqtt.password is set")
     if mqtt["ping_interval_s"] * 2 > mqtt["keepalive_s"]:
         _fail("mqtt.ping_interval_s", "must be at most half of mqtt.keepalive_s")
+    device = cfg["device"]
+    if device and not all(c in _HOST_CHARS or c == "_" for c in device):
+        _fail("device", "may hold only letters, digits, - and _ (it is the MQTT client id and a topic "
+                        "level), got \"%s\"" % device)
+    host = wifi["hostname"] or device
+    if host and (not all(c in _HOST_CHARS for c in host) or host[0] == "-" or host[-1] == "-"):
+        _fail("wifi.hostname" if wifi["hostname"] else "device",
+              "\"%s\" cannot be the DHCP host name: letters, digits and - only, not first or last%s"
+              % (host, "" if wifi["hostname"] else " (or set wifi.hostname)"))
+    server = mqtt["server"]
+    if "://" in server or ":" in server or " " in server:
+        _fail("mqtt.server", "a host name or IPv4 address only, got \"%s\" (the port goes in mqtt.port)" % server)
     for key in _TOPICS:
-        topic = _lookup(cfg, key)
-        if not topic or "+" in topic or "#" in topic:
-            _fail(key, "must be a non-empty topic without wildcards (+ #)")
+        problem = _topic_problem(_lookup(cfg, key).replace("{device}", device or "fireant-0"))
+        if problem:
+            _fail(key, problem)
     if platform == "esp8266" and mqtt["ca"]:
         _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
                          "support): remove mqtt.ca, or use an ESP32")
     return cfg
+
+
+def _topic_problem(topic):
+    if not topic:
+        return "must not be empty"
+    if "+" in topic or "#" in topic:
+        return "must not hold wildcards (+ #): the node publishes to one topic"
+    if "{" in topic or "}" in topic:
+        return "only {device} may be filled in"
+    if topic[0] == "$":
+        return "topics starting with $ belong to the broker"
+    if "" in topic.split("/"):
+        return "has an empty level (a / at the start or the end, or //)"
+    if "\x00" in topic:
+        return "must not hold a NUL character"
+    return None
+
+
+def warnings(cfg):
+    """What works but gives the password away, one line each: said at boot and by deploy.py."""
+    m = cfg["mqtt"]
+    if m["password"] and not m["tls"]:
+        return ["mqtt.password travels in clear text: set mqtt.tls and mqtt.ca"]
+    if m["tls"] and not m["ca"]:
+        return ["mqtt.tls without mqtt.ca: the broker is not verified, so anyone on the path can pose as it"
+                + (" and read mqtt.password" if m["password"] else "")]
+    return []
 
 
 def merge(base, over):

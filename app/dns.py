@@ -1,22 +1,26 @@
-"""Broker name lookup that cannot freeze the loop, and the first connection.
+"""Name lookup that cannot freeze the loop: one UDP A query, polled without blocking.
 
 mqtt_as resolves its server with socket.getaddrinfo(), which blocks every task
-for as long as the DNS server takes to answer or time out. Resolving the name
-here first (one UDP A query, polled without blocking) and handing mqtt_as the
-address makes its getaddrinfo() a no-op: an IP literal needs no lookup.
+for as long as the DNS server takes to answer or time out; handed an address
+instead, it has nothing to look up. Names ending in .local are asked of mDNS
+(224.0.0.251:5353) as a one-shot query, which responders answer by unicast to
+our port (RFC 6762 6.7): what an ESP32's getaddrinfo does, without blocking.
 
-Both are needed until the first connection only: mqtt_as keeps the address for
-its own reconnections, so this module is dropped then and its RAM goes to the tasks.
+A reply counts only when it comes from the server asked (any host, for mDNS),
+carries our random id and our question, and holds an A record for the name
+asked or for a CNAME of it. Anything else is ignored and the wait goes on.
 """
 import socket
+from random import getrandbits
 from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from . import board
-from .node import backoff_ms, forget, log, sleep_ms
+from .node import sleep_ms
 
-_QTYPE_A = const(1)
+_TYPE_A = const(1)
+_TYPE_CNAME = const(5)
+_MDNS = ("224.0.0.251", 5353)
 
 
 def is_ip(name):
@@ -34,82 +38,96 @@ def _query(name, qid):
     return q
 
 
-def _skip_name(buf, i):
-    while buf[i]:
-        if buf[i] & 0xC0 == 0xC0:  # compression pointer ends the name
-            return i + 2
-        i += buf[i] + 1
-    return i + 1
+def _name(buf, i):
+    """(the name at i, lower case, labels joined by dots; the index after it).
+    Follows compression pointers; raises IndexError on a malformed name."""
+    out = bytearray()
+    end = None
+    for _ in range(64):  # a pointer loop is malformed, not endless
+        n = buf[i]
+        if n & 0xC0 == 0xC0:
+            if end is None:
+                end = i + 2
+            i = (n & 0x3F) << 8 | buf[i + 1]
+            continue
+        if n == 0:
+            return bytes(out).lower(), i + 1 if end is None else end
+        if out:
+            out.append(46)  # "."
+        if i + 1 + n > len(buf):
+            raise IndexError
+        out.extend(buf[i + 1:i + 1 + n])
+        i += n + 1
+    raise IndexError
 
 
-def _answer(buf, qid):
-    if len(buf) < 12 or (buf[0] << 8 | buf[1]) != qid:
-        return None  # not ours
-    rcode = buf[3] & 0x0F
-    if rcode:
-        raise OSError("DNS answered rcode %d" % rcode)
-    count = buf[6] << 8 | buf[7]
-    i = _skip_name(buf, 12) + 4
-    for _ in range(count):
-        i = _skip_name(buf, i)
-        rtype = buf[i] << 8 | buf[i + 1]
-        size = buf[i + 8] << 8 | buf[i + 9]
-        i += 10
-        if rtype == _QTYPE_A and size == 4:
-            return "%d.%d.%d.%d" % (buf[i], buf[i + 1], buf[i + 2], buf[i + 3])
-        i += size
+def _answer(buf, qid, qname):
+    """Our answer's address (str); None for a packet that is not our answer; raises
+    OSError when the server says the name does not exist. qname: bytes, lower case."""
+    if len(buf) < 12 or (buf[0] << 8 | buf[1]) != qid or not buf[2] & 0x80:
+        return None  # not a response to our query
+    try:
+        if (buf[4] << 8 | buf[5]) != 1:
+            return None
+        name, i = _name(buf, 12)
+        if name != qname or buf[i:i + 4] != b"\x00\x01\x00\x01":
+            return None  # another question
+        rcode = buf[3] & 0x0F
+        if rcode:
+            raise OSError("DNS answered rcode %d (%s)" % (rcode, "no such name" if rcode == 3 else "failure"))
+        i += 4
+        wanted = [qname]
+        for _ in range(buf[6] << 8 | buf[7]):
+            owner, i = _name(buf, i)
+            rtype = buf[i] << 8 | buf[i + 1]
+            size = buf[i + 8] << 8 | buf[i + 9]
+            i += 10
+            if i + size > len(buf):
+                raise IndexError  # truncated
+            if owner in wanted:
+                if rtype == _TYPE_A and size == 4:
+                    return "%d.%d.%d.%d" % (buf[i], buf[i + 1], buf[i + 2], buf[i + 3])
+                if rtype == _TYPE_CNAME:
+                    wanted.append(_name(buf, i)[0])
+            i += size
+    except IndexError:
+        return None  # malformed: not an answer we can use
     raise OSError("DNS has no address for the name")
 
 
-async def resolve(name, server, timeout_ms=3000):
-    """Return name's IPv4 address as a string; raises OSError on failure or timeout.
-    server is (ip, port) of the DNS server."""
-    if is_ip(name):
-        return name
-    qid = ticks_ms() & 0xFFFF
+async def ask(server, request, answer, timeout_ms, anyone=False):
+    """Send one UDP request to server (ip, port) and poll for the reply without
+    blocking: answer(data) returns the result, or None for a packet to ignore.
+    Replies from another address are ignored unless anyone. Raises OSError on
+    timeout (and whatever answer raises)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
-        s.sendto(_query(name, qid), socket.getaddrinfo(server[0], server[1])[0][-1])
+        to = socket.getaddrinfo(server[0], server[1])[0][-1]
+        s.sendto(request, to)
         t0 = ticks_ms()
         while ticks_diff(ticks_ms(), t0) < timeout_ms:
             try:
-                data = s.recv(512)
+                data, sender = s.recvfrom(512)
             except OSError:  # EAGAIN: nothing yet
-                data = None
-            if data:
-                try:
-                    ip = _answer(data, qid)
-                except IndexError:
-                    raise OSError("DNS answer malformed")
-                if ip:
-                    return ip
-            await sleep_ms(20)
-        raise OSError("DNS server %s did not answer in %d ms" % (server[0], timeout_ms))
+                await sleep_ms(20)
+                continue
+            if anyone or sender == to:
+                result = answer(data)
+                if result is not None:
+                    return result
+        raise OSError("%s:%d did not answer in %d ms" % (server[0], server[1], timeout_ms))
     finally:
         s.close()
 
 
-async def first_connect(node, client, cfg):
-    """The only caller of client.connect(): retried with backoff until it succeeds,
-    the server's name resolved here and mqtt_as given the address."""
-    from .publisher import _reason
-
-    wifi, server = cfg["wifi"], cfg["mqtt"]["server"]
-    lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
-    attempt = 0
-    while True:
-        while not node.wifi_up:
-            await sleep_ms(250)
-        try:
-            client.server = await resolve(server, board.dns_server())
-            async with node.radio:
-                await client.connect(quick=True)  # the link is already up: skip the 5 s check
-            node.mqtt_owns_radio = True
-            forget("dns")
-            return
-        except (OSError, ValueError) as e:  # ValueError: ssl refused the CA certificate
-            delay = backoff_ms(attempt, lo, hi)
-            attempt += 1
-            log("mqtt", "cannot connect to %s: %s; retry in %d ms" % (server, _reason(e), delay))
-        await sleep_ms(delay)
+async def resolve(name, server, timeout_ms=3000):
+    """Return name's IPv4 address as a string; raises OSError on failure or timeout.
+    server: (ip, port) of the DNS server; names ending in .local go to mDNS."""
+    if is_ip(name):
+        return name
+    mdns = name.lower().endswith(".local")
+    qid = getrandbits(16)
+    qname = name.lower().rstrip(".").encode()
+    return await ask(_MDNS if mdns else server, _query(name.rstrip("."), qid),
+                     lambda data: _answer(data, qid, qname), timeout_ms, mdns)

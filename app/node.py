@@ -24,11 +24,10 @@ class Node:
         self.sensor_errors = 0
         self.dropped = 0  # readings pushed out of a full queue unpublished
         self.published = 0
-        self.wifi_drops = 0  # link-down transitions seen (mqtt_as's own re-join cycle included)
+        self.wifi_drops = 0  # times the station lost its link
         self.broker_connects = 0
         self.restarts = 0  # task crashes survived
-        self.radio = asyncio.Lock()  # held by whoever is calling connect() on the station
-        self.mqtt_owns_radio = False  # after mqtt_as's first connect it reconnects on its own
+        self.client_started = False  # mqtt_as made its first connection: it reconnects on its own
         self.restart_ms = 5000  # pause before a crashed task is restarted
 
     def state(self):

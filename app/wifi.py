@@ -1,11 +1,16 @@
-"""Wi-Fi supervisor: brings the station link up and reports it to the other tasks.
+"""Wi-Fi supervisor: the one owner of the station link, on both chips.
 
-Who owns the radio: this task joins the network (with capped exponential backoff
-and jitter) until mqtt_as has made its first broker connection. mqtt_as's first
-connect() calls WLAN.connect() itself, so both take node.radio around every
-connect attempt and never overlap. After that first connection mqtt_as
-reconnects Wi-Fi and broker on its own (that is its contract), so from then on
-this task only watches the link and never calls connect() again.
+Only this task calls WLAN.connect() and disconnect(). mqtt_as gets the station
+through Link, which lets it look but not touch: upstream's first connect() calls
+connect() on a station that is already up (on an ESP32 the IDF refuses with
+"Wifi Internal Error" while it is joining: upstream #59, #64), and after every
+broker outage it drops the station and joins again, though Wi-Fi was fine.
+
+Both chips' drivers re-join by themselves once the access point is back (the
+ESP32's IDF and the ESP8266's SDK retry for ever), so after a drop the driver is
+left to it for wifi.timeout_s. Only when that passes, or the driver reports a
+wrong password, does this task disconnect (no connect() while the driver is at
+it) and ask again after a capped, jittered backoff.
 """
 from time import ticks_diff, ticks_ms
 
@@ -17,48 +22,78 @@ from .node import backoff_ms, log, sleep_ms
 _POLL_MS = const(250)
 
 
-async def _join(sta, ssid, password, timeout_ms):
+class Link:
+    """The station as mqtt_as sees it: it may look, never join or leave."""
+
+    def __init__(self, sta):
+        self._sta = sta
+
+    def isconnected(self):
+        return self._sta.isconnected()
+
+    def status(self, *args):
+        return self._sta.status(*args)
+
+    def config(self, *args, **kwargs):
+        return self._sta.config(*args, **kwargs)
+
+    def active(self, *args):  # mqtt_as's active(True), and close()'s active(False), are the supervisor's to decide
+        return self._sta.active()
+
+    def connect(self, *args):  # mqtt_as then waits for the link, as it does after asking
+        pass
+
+    def disconnect(self):
+        pass
+
+
+def _ask(sta, ssid, password):
     sta.active(True)
+    try:
+        sta.disconnect()  # whatever the driver was doing: an ESP32 refuses connect() while it joins
+    except OSError:
+        pass
     sta.connect(ssid, password)
-    t0 = ticks_ms()
-    while ticks_diff(ticks_ms(), t0) < timeout_ms:
-        await sleep_ms(_POLL_MS)
-        if sta.isconnected():
-            return True
-    sta.disconnect()  # stop the driver retrying behind our back
-    return False
 
 
 async def run(node, cfg):
     wifi = cfg["wifi"]
+    ssid, password = wifi["ssid"], wifi["password"]
     board.set_hostname(wifi["hostname"] or node.device)
     board.access_point(wifi["ap_ssid"], wifi["ap_password"])
     sta = board.station()
-    if not wifi["ssid"]:
+    if not ssid:
         log("wifi", "no wifi.ssid configured: sensing only")
+    timeout = int(wifi["timeout_s"] * 1000)
     lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
     attempt = 0
+    since = None  # when the driver was last asked to join, or lost the link: it is at it since
     while True:
-        if node.radio.locked():  # a connect() in progress owns the link state
-            await sleep_ms(_POLL_MS)
-            continue
         up = sta.isconnected()
         if up != node.wifi_up:
             node.wifi_up = up
             if up:
+                attempt = 0
                 log("wifi", "up, address %s" % sta.ifconfig()[0])
             else:
                 node.wifi_drops += 1
-                log("wifi", "link lost")
-        if up or node.mqtt_owns_radio or not wifi["ssid"]:
-            attempt = 0
-            await sleep_ms(_POLL_MS)
-            continue
-        async with node.radio:
-            joined = node.mqtt_owns_radio or await _join(
-                sta, wifi["ssid"], wifi["password"], int(wifi["timeout_s"] * 1000))
-        if not joined:
-            delay = backoff_ms(attempt, lo, hi)
-            attempt += 1
-            log("wifi", "could not join %r (status %s); retry in %d ms" % (wifi["ssid"], sta.status(), delay))
-            await sleep_ms(delay)
+                since = ticks_ms()
+                log("wifi", "link lost; the driver re-joins")
+        if not (up or not ssid):
+            if since is None:  # at boot; the join an ESP8266 starts by itself at power-on is kept
+                if not (sta.status() == board.STAT_CONNECTING and sta.config("essid") == ssid):
+                    _ask(sta, ssid, password)
+                since = ticks_ms()
+            elif ticks_diff(ticks_ms(), since) >= timeout or sta.status() == board.STAT_WRONG_PASSWORD:
+                why = board.status_name(sta.status())
+                try:
+                    sta.disconnect()
+                except OSError:
+                    pass
+                delay = backoff_ms(attempt, lo, hi)
+                attempt += 1
+                log("wifi", "could not join %r (%s); retry in %d ms" % (ssid, why, delay))
+                await sleep_ms(delay)
+                _ask(sta, ssid, password)
+                since = ticks_ms()
+        await sleep_ms(_POLL_MS)

@@ -46,6 +46,19 @@ def test_repository_config_json_is_valid():
     ({"mqtt": {"server": "b"}, "wifi": {"backoff_min_s": 10, "backoff_max_s": 5}}, "wifi.backoff_max_s", "below"),
     ({"mqtt": {"server": "b"}, "led": {"pin": True}}, "led.pin", "number"),
     ([1, 2], "top level", "JSON object"),
+    # Text is bytes on the wire: what becomes the client id, a topic level and the
+    # DHCP host name is ASCII, and the host name fits network.hostname()'s 32.
+    ({"mqtt": {"server": "b"}, "device": "K\u00fcche-1"}, "device", "letters, digits, - and _"),
+    ({"mqtt": {"server": "b"}, "device": "node/1"}, "device", "letters, digits, - and _"),
+    ({"mqtt": {"server": "b"}, "device": "n" * 33}, "device", "at most 32"),
+    ({"mqtt": {"server": "b"}, "device": "my_node"}, "device", "DHCP host name"),
+    ({"mqtt": {"server": "b"}, "device": "ok_name", "wifi": {"hostname": "-bad"}}, "wifi.hostname", "DHCP"),
+    ({"mqtt": {"server": "b"}, "location": "x" * 65}, "location", "at most 64"),
+    ({"mqtt": {"server": "mqtt://b:1883"}}, "mqtt.server", "mqtt.port"),
+    ({"mqtt": {"server": "b", "topic": "/home/temp"}}, "mqtt.topic", "empty level"),
+    ({"mqtt": {"server": "b", "status_topic": "fireant/{devcie}/status"}}, "mqtt.status_topic", "{device}"),
+    ({"mqtt": {"server": "b", "stats_topic": "$SYS/x"}}, "mqtt.stats_topic", "broker"),
+    ({"mqtt": {"server": "b"}, "wifi": {"ssid": "s" * 33}}, "wifi.ssid", "at most 32"),
 ])
 def test_bad_config_names_the_key_and_the_problem(raw, key, words):
     with pytest.raises(ConfigError) as e:
@@ -53,6 +66,19 @@ def test_bad_config_names_the_key_and_the_problem(raw, key, words):
     message = str(e.value)
     assert key in message and words in message
     assert "\n" not in message  # one clear line
+
+
+def test_text_that_is_fine_on_the_wire_is_accepted():
+    cfg = config.validate({"mqtt": {"server": "broker.local", "topic": "K\u00fcche/temperatur"},
+                           "device": "node_1", "wifi": {"hostname": "node-1"}, "location": "K\u00fcche"})
+    assert cfg["device"] == "node_1" and cfg["location"] == "K\u00fcche"
+
+
+def test_what_an_esp8266_cannot_do_is_refused_by_name():
+    raw = {"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}
+    with pytest.raises(ConfigError, match="mqtt.ca: an ESP8266 cannot verify"):
+        config.validate(raw, platform="esp8266")
+    assert config.validate(raw, platform="esp32")["mqtt"]["ca"] == "ca.pem"
 
 
 def test_led_pin_may_be_null_to_disable_the_led():

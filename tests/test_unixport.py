@@ -25,11 +25,14 @@ HEAP = unixport.HEAP_BUDGET
 INTERVAL_MS = 200
 LED_PIN = 2  # active low in sim_config: level 1 is off
 # Seconds after "starting": the link is away for 2 s (mqtt_as then needs ~7 s to
-# come back: a 5 s stability check), later the sensor for 1.5 s.
+# come back: a 5 s stability check), later the sensor garbles its bits for 1.5 s
+# (the driver's checksum error, a bare Exception).
 LINK_DOWN, LINK_UP, DHT_FAIL, DHT_OK, STOP = 2.0, 4.0, 13.0, 14.5, 17.0
 SCRIPT = [(LINK_DOWN, {"link": False}), (LINK_UP, {"link": True}),
-          (DHT_FAIL, {"dht": "fail"}), (DHT_OK, {"dht": "ok"})]
+          (DHT_FAIL, {"dht": "checksum"}), (DHT_OK, {"dht": "ok"})]
 QUEUE = 64  # the outage (~9 s, ~45 readings) fits: nothing may be lost
+# Not ASCII: mqtt_as sends len() as the length, so a str would be cut on the wire.
+LOCATION = "K\u00fcche, 1. Stock"
 
 _runs = {}
 _said = set()
@@ -52,7 +55,7 @@ def _variant(build, libs, broker, request):
     key = (build, libs)
     if key not in _runs:
         raw = sim_config(broker if libs == "real" else None, sensor={"interval_s": INTERVAL_MS / 1000},
-                         queue={"size": QUEUE})
+                         queue={"size": QUEUE}, location=LOCATION)
         r = unixport.run(raw, SCRIPT, heapsize=HEAP[key], build=build, libs=libs, seconds=STOP,
                          broker=broker if libs == "real" else None, until=_caught_up, max_seconds=STOP + 30)
         _say(request, "\nunix port ran: %s; %.1f s; live heap max %s, after stop %s bytes" % (
@@ -127,6 +130,7 @@ def test_samples_at_cadence_through_link_drop_and_sensor_fault(run):
 
 def test_nothing_lost_through_the_outage(run):
     seqs = {r["seq"] for r in run.readings()}
+    assert {r["location"] for r in run.readings()} == {LOCATION}  # every payload whole, as bytes
     stats = _final_stats(run)
     assert stats["wifi_drops"] >= 1 and stats["broker_connects"] >= 2, stats
     assert stats["dropped"] == 0, stats

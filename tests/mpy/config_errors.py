@@ -20,6 +20,13 @@ BAD = (
     {"mqtt": {"server": "b"}, "wifi": {"backoff_min_s": 10, "backoff_max_s": 5}},
     {"mqtt": {"server": "b"}, "led": {"pin": True}},
     [1, 2],
+    {"mqtt": {"server": "b"}, "device": "K\u00fcche-1"},
+    {"mqtt": {"server": "b"}, "device": "n" * 33},
+    {"mqtt": {"server": "b"}, "device": "my_node"},
+    {"mqtt": {"server": "b"}, "location": "\u00e4" * 33},
+    {"mqtt": {"server": "mqtt://b:1883"}},
+    {"mqtt": {"server": "b", "topic": "/home/temp"}},
+    {"mqtt": {"server": "b", "status_topic": "fireant/{devcie}/status"}},
 )
 
 for raw in BAD:
@@ -28,6 +35,11 @@ for raw in BAD:
         print("accepted", raw)
     except ConfigError as e:
         print(e)
+
+try:
+    validate({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, platform="esp8266")
+except ConfigError as e:
+    print(e)
 
 cfg = validate({"wifi": {"ssid": "home"}, "mqtt": {"server": "192.168.1.10"}, "led": {"pin": None}})
 for section in sorted(cfg):

@@ -1,27 +1,55 @@
-# What goes on the wire, byte for byte and key for key, under the board's
-# json and bytearray: the DNS query and answer parser, the reading payload,
-# and the retry backoff's bounds.
+# What goes on the wire, byte for byte, under the board's json and bytearray:
+# the DNS query and the checks on its answer, the reading as bytes, connect
+# refusals as the board renders them, and the retry backoff's bounds.
 import json
 
-from app import dns, publisher
+from app import connect, dns, publisher
 from app.node import backoff_ms
 
 print(dns.is_ip("192.168.1.10"), dns.is_ip("broker.test"), dns.is_ip("1.2.3.256"))
 q = dns._query("broker.test", 0x1234)
 print(len(q), bytes(q[:12]), bytes(q[12:]))
-# The answer: our question echoed, then one A record behind a compression pointer.
-answer = bytearray(q)
-answer[2], answer[3], answer[7] = 0x81, 0x80, 1
-answer.extend(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x07")
-print(dns._answer(answer, 0x1234), dns._answer(answer, 0x4321))
-answer[3] = 0x83  # NXDOMAIN
-try:
-    dns._answer(answer, 0x1234)
-except OSError as e:
-    print("OSError", e.args[0])
+NAME = b"broker.test"
+A_RECORD = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x07"  # behind a pointer to the question
 
-p = json.loads(publisher.payload("node-1", "attic", (7, 123456, -55, 415)))
-print(sorted(p.items()))
+
+def reply(records=A_RECORD, count=1, rcode=0, query=q):
+    a = bytearray(query)
+    a[2], a[3], a[7] = 0x81, 0x80 | rcode, count
+    a.extend(records)
+    return a
+
+
+print("answer", dns._answer(reply(), 0x1234, NAME))
+print("another id", dns._answer(reply(), 0x4321, NAME))
+print("our own query", dns._answer(q, 0x1234, NAME))
+print("another question", dns._answer(reply(query=dns._query("other.test", 0x1234)), 0x1234, NAME))
+print("truncated", dns._answer(reply()[:-3], 0x1234, NAME))
+print("pointer loop", dns._answer(reply(b"\xc0\x1d\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x07"),
+                                  0x1234, NAME))
+cname = (b"\x06broker\x04test\x00\x00\x05\x00\x01\x00\x00\x00\x3c\x00\x0b\x04real\x04test\x00"
+         b"\x04real\x04test\x00\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x08")
+print("cname", dns._answer(reply(cname, 2), 0x1234, NAME))
+for records, rcode in ((b"\x05other\x04test\x00\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x09", 0),
+                       (b"", 3)):
+    try:
+        dns._answer(reply(records, 1 if records else 0, rcode), 0x1234, NAME)
+    except OSError as e:
+        print("OSError", e.args[0])
+
+# A refusal as mqtt_as raises it; MicroPython's str() of it is "(-1, '...')".
+for e in (OSError(-1, "CONNACK reason code 0x5"), OSError(-1, "CONNACK reason code 0x4"),
+          OSError(-1, "Timeout on socket read"), OSError("Wi-Fi connect timed out"), ValueError("invalid cert")):
+    print(connect.reason(e))
+
+# A reading is bytes; its head (device, location) is JSON-encoded once. CPython's
+# json escapes "\u00fc" where MicroPython's writes UTF-8: the head is compared parsed.
+head = publisher.head("node-1", "K\u00fcche")
+print(sorted(json.loads(head[:-2] + b"}").items()) == [("device", "node-1"), ("location", "K\u00fcche")])
+for reading in ((7, 123456, -55, 415), (8, 123556, -400, 1000), (9, 123656, -395, 0), (10, 123756, 223, 5)):
+    p = publisher.payload(head, reading)
+    print(type(p).__name__, p.startswith(head), p[len(head):])
+    json.loads(p)
 print(publisher.topic("fireant/{device}/status", "node-1"))
 
 for attempt in (0, 1, 5, 30):

@@ -1,0 +1,35 @@
+"""The clock from NTP, without blocking: one SNTP request (RFC 4330), polled.
+
+An ESP32 checks a TLS certificate's dates against its clock, which reads
+2000-01-01 after power-up: with mqtt.ca set, every connect fails until the clock
+is set. Loaded only then (app/connect.py), before the first TLS connection.
+"""
+import struct
+
+from . import board
+from .dns import ask, resolve
+
+_NTP_TO_UNIX = 2208988800  # seconds from 1900 to 1970
+
+
+def _seconds(data):
+    # A server's reply (mode 4) with a transmit time; anything else is ignored.
+    if len(data) < 48 or data[0] & 7 != 4:
+        return None
+    t = struct.unpack("!I", data[40:44])[0]
+    if not t:
+        return None
+    if t < 0x80000000:  # after 2036 the 32-bit count has wrapped
+        t += 0x100000000
+    return t - _NTP_TO_UNIX
+
+
+async def sync(server, timeout_ms=3000):
+    """Set the clock from server (a name or an address); returns UTC seconds since
+    1970. Raises OSError when no answer comes within timeout_ms."""
+    request = bytearray(48)
+    request[0] = 0x23  # version 4, client
+    address = await resolve(server, board.dns_server(), timeout_ms)
+    utc = await ask((address, board.ntp_port()), request, _seconds, timeout_ms)
+    board.set_clock(utc)
+    return utc
