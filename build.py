@@ -72,11 +72,14 @@ def compile_tree(out_dir, march=None, lib=None, mpy_cross=None, extra_args=(), a
     return written
 
 
-def romfs_image(lib=None, march=None, mpy_cross=None):
+def romfs_image(lib=None, march=None, mpy_cross=None, rest=False):
     """The ROMFS image for a board's ROM partition (bytes): app/ and the library
     modules from lib, compiled, at /rom/app and /rom/lib as the board's sys.path
     expects; main.py, boot.py and the settings stay on the filesystem. The board
-    runs its bytecode in place, so it costs the heap nothing."""
+    runs its bytecode in place, so it costs the heap nothing. rest: also the other
+    modules of the library packages in lib, as source, so that each package is
+    whole, as mip installs it (deploy.py; a module the firmware does not import
+    costs flash only)."""
     import contextlib
     import io
     import tempfile
@@ -86,10 +89,23 @@ def romfs_image(lib=None, march=None, mpy_cross=None):
     tree = tempfile.mkdtemp(prefix="fireant-romfs-")
     try:
         compile_tree(tree, march, lib, mpy_cross, boot_files=False)
+        if lib and rest:
+            _copy_rest(lib, os.path.join(tree, "lib"))
         with contextlib.redirect_stdout(io.StringIO()):  # it lists every file it packs
             return make_romfs(tree, mpy_cross=False)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
+
+
+def _copy_rest(lib, out):
+    """The .py files of LIB_FILES' packages in lib that LIB_FILES does not name, copied
+    as they are (e.g. mqtt_as/mqtt_v5_properties.py, primitives/queue.py)."""
+    for pkg in sorted({rel.split("/")[0] for rel in LIB_FILES}):
+        src = os.path.join(lib, pkg)
+        for name in sorted(os.listdir(src)) if os.path.isdir(src) else ():
+            if name.endswith(".py") and pkg + "/" + name not in LIB_FILES:
+                os.makedirs(os.path.join(out, pkg), exist_ok=True)
+                shutil.copyfile(os.path.join(src, name), os.path.join(out, pkg, name))
 
 
 def main(argv=None):

@@ -66,12 +66,15 @@ def _config_module():
     return mod
 
 
-def validate_config(path, secrets, min_interval_s=None):
+def validate_config(path, secrets, min_interval_s=None, platform=None):
+    """The settings as the board will load them; platform (the board's sys.platform)
+    refuses what that chip cannot do, before anything is uploaded."""
     config = _config_module()
     try:
-        return config.load(path, secrets, min_interval_s)
+        return config.load(path, secrets, min_interval_s, platform)
     except config.ConfigError as e:
-        raise Fail("invalid configuration (%s, %s): %s" % (os.path.relpath(path), os.path.relpath(secrets), e))
+        raise Fail("invalid configuration (%s, %s%s): %s" % (os.path.relpath(path), os.path.relpath(secrets),
+                                                             ", for an " + platform if platform else "", e))
 
 
 def merged_raw(path, secrets):
@@ -144,16 +147,29 @@ def settings_files(config_path, secrets_path, cfg):
     return files
 
 
+def host_libs(libs, why):
+    """The folder holding the real mqtt_as and primitives on this computer: --libs,
+    else lib/ or the cache (sim/paths.py); why: what they are needed for."""
+    from sim import paths
+
+    fill = ("run python deploy.py deps --host (needs GitHub) or ./fireant upstream --from DIR (local clones of "
+            "micropython-mqtt and micropython-async)")
+    if libs is None:
+        libs = paths.lib_dir()
+        if libs is None:
+            raise Fail("neither lib/ nor the cache (%s) has mqtt_as and primitives, which %s: %s, or pass --libs DIR"
+                       % (paths.cached_lib(), why, fill))
+    missing = [rel for rel in paths.LIB_FILES if not os.path.exists(os.path.join(libs, rel))]
+    if missing:
+        raise Fail("%s has no %s, which %s: %s, or pass --libs DIR" % (libs, ", ".join(missing), why, fill))
+    return libs
+
+
 def lib_files(libs_dir):
     """{lib/...mpy: content}: the library modules the firmware imports, compiled on the
     host from libs_dir (for boards that cannot compile them, the ESP8266)."""
     import build
 
-    missing = [rel for rel in build.LIB_FILES if not os.path.exists(os.path.join(libs_dir, rel))]
-    if missing:
-        raise Fail("%s has no %s to precompile (an ESP8266 cannot compile mqtt_as itself): run "
-                   "python deploy.py deps --host first (it needs GitHub), then deploy again"
-                   % (os.path.relpath(libs_dir), ", ".join(missing)))
     out = tempfile.mkdtemp(prefix="fireant-libs-")
     try:
         files = {}
@@ -162,9 +178,35 @@ def lib_files(libs_dir):
                 files[rel] = f.read()
         return files
     except RuntimeError as e:
-        raise Fail(str(e).splitlines()[0] + ": run python deploy.py deps --host to reinstall lib/")
+        raise Fail(str(e).splitlines()[0] + ": reinstall the libraries (python deploy.py deps --host, or "
+                   "./fireant upstream --from DIR)")
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def boot_files():
+    """main.py and boot.py, as source (a board autoruns only those)."""
+    import build
+
+    files = {}
+    for name in build.SOURCE_FILES:
+        with open(os.path.join(ROOT, name), "rb") as f:
+            files[name] = f.read()
+    return files
+
+
+MARCH = {"esp8266": "xtensa", "esp32": "xtensawin"}  # mpy-cross -march per sys.platform
+
+
+def romfs_image(libs, platform):
+    """The ROMFS image: app/ and the modules it imports compiled for the board, the rest of
+    the two library packages as source (build.py)."""
+    import build
+
+    try:
+        return build.romfs_image(libs, MARCH.get(platform), rest=True)
+    except RuntimeError as e:
+        raise Fail(str(e).splitlines()[0] + ": fix the source (or reinstall the libraries), then run again")
 
 
 def sha256(data):
@@ -194,9 +236,51 @@ try:
     _free, _size = _s[0] * _s[3], _s[0] * _s[2]
 except Exception:
     _free = _size = None
+_rom = _rom_size = 0
+try:
+    import vfs
+    if hasattr(vfs, 'rom_ioctl') and vfs.rom_ioctl(1) > 0:
+        _rom_size = len(memoryview(vfs.rom_ioctl(2, 0)))
+        _rom = vfs.rom_ioctl(1)
+except Exception:
+    pass
 print(repr({'platform': sys.platform, 'version': '.'.join(str(v) for v in sys.implementation.version[:3]),
   'machine': getattr(sys.implementation, '_machine', ''), 'mpy': getattr(sys.implementation, '_mpy', None),
-  'free': _free, 'size': _size, 'lib': [p for p in sys.path if p.endswith('/lib') and not p.startswith('/rom')]}))
+  'free': _free, 'size': _size, 'lib': [p for p in sys.path if p.endswith('/lib') and not p.startswith('/rom')],
+  'rom': _rom, 'rom_size': _rom_size}))
+"""
+
+# sha256 of the first n bytes of ROMFS partition 0: is our image already there?
+_ROM_HASH = """import vfs, hashlib, binascii
+def _rh(n):
+    s = memoryview(vfs.rom_ioctl(2, 0))
+    if len(s) < n:
+        return None
+    d = hashlib.sha256()
+    for i in range(0, n, 4096):
+        d.update(s[i:min(n, i + 4096)])
+    return binascii.hexlify(d.digest()).decode()
+print(repr(_rh(%d)))
+"""
+
+# Files and folders under each of dirs, deepest first ("/" ends a folder), to delete.
+_TREE = """import os
+def _walk(d, out):
+    try:
+        entries = list(os.ilistdir(d))
+    except OSError:
+        return
+    for e in entries:
+        p = d + '/' + e[0]
+        if e[1] == 0x4000:
+            _walk(p, out)
+        else:
+            out.append(p)
+    out.append(d + '/')
+_o = []
+for _d in %r:
+    _walk(_d, _o)
+print(repr(_o))
 """
 
 _HASHES = """import os, hashlib, binascii
@@ -265,6 +349,24 @@ class Board:
         """sha256 of each path (None when missing), and what dirs hold."""
         return self.eval_print(_HASHES % (list(dirs), list(paths)))
 
+    def tree(self, dirs):
+        """Everything under dirs, deepest first, folders ending in "/" (missing ones left out)."""
+        return self.eval_print(_TREE % list(dirs))
+
+    def rom_hash(self, n):
+        """sha256 of the first n bytes of the ROMFS partition (None when it is smaller)."""
+        return self.eval_print(_ROM_HASH % n)
+
+    def frozen_modules(self):
+        """The frozen modules the firmware lists (help('modules')), or None when it cannot say."""
+        from mpremote.transport import TransportExecError
+
+        try:
+            out = self.t.exec("help('modules')").decode(errors="replace")
+        except TransportExecError:
+            return None
+        return set(out.split()) if "Plus any modules" in out else None
+
     def read(self, path):
         try:
             return bytes(self.t.fs_readfile(path))
@@ -286,7 +388,37 @@ class Board:
             raise
 
     def remove(self, path):
-        self.t.fs_rmfile(path)
+        if path.endswith("/"):
+            self.t.fs_rmdir(path.rstrip("/"))
+        else:
+            self.t.fs_rmfile(path)
+
+    def write_romfs(self, image):
+        """The image into ROMFS partition 0 with mpremote's own romfs deploy (it unmounts
+        /rom, erases, writes; the next boot mounts the new image)."""
+        from mpremote.commands import CommandError, do_romfs
+        from mpremote.main import State
+        from mpremote.transport import TransportExecError
+
+        state = State()
+        state.transport = self.t
+        state._auto_soft_reset = False  # already in the raw REPL
+        fd, path = tempfile.mkstemp(suffix=".romfs", prefix="fireant-")
+        said = io.StringIO()
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(image)
+            args = argparse.Namespace(command=["deploy"], path=path, partition=0, mpy=False, output=None)
+            with contextlib.redirect_stdout(said):  # its progress, one \r line per 4 KB
+                do_romfs(state, args)
+        except (CommandError, SystemExit, TransportExecError) as e:
+            if isinstance(e, TransportExecError):  # the board raised: its last traceback line says what
+                why = (e.error_output.strip().splitlines() or ["?"])[-1]
+            else:
+                why = str(e) if isinstance(e, CommandError) else (said.getvalue().strip().splitlines() or ["?"])[-1]
+            raise Fail("mpremote romfs deploy failed: %s; press the board's reset button and run again" % why)
+        finally:
+            os.remove(path)
 
     def mip(self, spec, index=None):
         from mpremote.commands import CommandError
@@ -378,13 +510,14 @@ def check_space(p, files):
                    % (need_kb, free // 1024))
 
 
-def print_plan(p, index):
+def print_plan(p, index, layout="files"):
     print("Board: %s, %s KB free" % (describe(p["info"]), "?" if p["info"]["free"] is None else p["info"]["free"] // 1024))
+    print(describe_layout(layout, p["info"]))
     if p["deps"]:
         print("Install with mip%s: %s" % (" from " + index if index else "",
                                           ", ".join(dep_spec(u, v, index) for u, v in p["deps"])))
     elif p["precompiled"]:
-        print("Libraries: precompiled on this computer from lib/ (uploaded with the files below)")
+        print("Libraries: precompiled on this computer (uploaded with the files below)")
     else:
         print("Libraries: up to date (package.json pins)")
     print("Upload (%d): %s" % (len(p["upload"]), ", ".join(p["upload"]) or "nothing"))
@@ -397,6 +530,8 @@ def print_local_plan(files, deps, index, why):
     """The plan when no board is attached: everything, as onto an empty board."""
     print("Dry run without a board (%s)." % str(why).split(":")[0])
     print("Configuration: valid. Compiled with mpy-cross .mpy v%d.%d." % mpy_cross_version())
+    print("Layout: chosen by the board (docs/boards.md): a ROMFS image where it has a ROMFS partition (the "
+          "ESP8266 FLASH_2M_ROMFS firmware), nothing of app/ where fireant is frozen in, else .mpy files as below")
     print("Install with mip%s: %s" % (" from " + index if index else "",
                                       ", ".join(dep_spec(u, v, index) for u, v in deps)))
     print("Upload at most (%d): %s" % (len(files), ", ".join(_order(files))))
@@ -410,28 +545,142 @@ def install_deps(board, deps, marker, marker_data, index):
         board.write(marker, marker_data)
 
 
+# -- layouts: where app/ and the libraries live on the board -------------------------
+#
+# files   .mpy files on the filesystem (libraries by mip, or compiled here): loaded
+#         into the heap when imported; an ESP32 has the RAM, an ESP8266 does not
+# romfs   one image in the ROMFS partition, mounted at /rom: bytecode runs in place
+# frozen  built into the firmware (manifest.py): nothing of it on the filesystem
+# With romfs and frozen only main.py, boot.py and the settings go on the filesystem,
+# and whatever would shadow or duplicate the built-in copy is deleted: the
+# filesystem root comes first on sys.path ('', '.frozen', '/rom', '/rom/lib', '/lib').
+
+LAYOUTS = ("auto", "romfs", "frozen", "files")
+SHADOWS = ("app", "mqtt_as", "primitives")  # at the filesystem root they would shadow the built-in copy
+LIB_PACKAGES = ("mqtt_as", "primitives")  # in the board's lib dir they would duplicate it
+
+NO_ROMFS_ESP8266 = (
+    "this ESP8266's MicroPython has no ROMFS partition and fireant as .mpy files does not fit its 38 KB heap: "
+    "flash the ESP8266_GENERIC FLASH_2M_ROMFS firmware (https://micropython.org/download/ESP8266_GENERIC/, "
+    "esptool commands in docs/boards.md), or a firmware with fireant frozen in (manifest.py), then deploy again; "
+    "--layout files installs the .mpy files anyway")
+
+
+def choose_layout(requested, info, frozen):
+    """The layout for this board (see above); frozen: whether help('modules') lists
+    app (None: the firmware cannot say)."""
+    rom = info.get("rom", 0) > 0
+    if requested == "auto":
+        if frozen:
+            return "frozen"
+        if rom:
+            return "romfs"
+        if info["platform"] == "esp8266":
+            raise Fail(NO_ROMFS_ESP8266)
+        return "files"
+    if requested == "romfs" and not rom:
+        raise Fail("--layout romfs: the board's MicroPython has no ROMFS partition (vfs.rom_ioctl): flash a "
+                   "firmware with one (docs/boards.md), or deploy without --layout")
+    if requested == "frozen" and frozen is False:
+        raise Fail("--layout frozen: the board's firmware has no app frozen in (help('modules') does not list "
+                   "app/__init__): flash the firmware built with manifest.py (docs/boards.md), or deploy without "
+                   "--layout")
+    return requested
+
+
+def describe_layout(layout, info):
+    if layout == "romfs":
+        return ("Layout: ROMFS (a %d KB partition): app/, mqtt_as and primitives in one image mounted at /rom, run "
+                "in place; main.py, boot.py and the settings on the filesystem" % (info["rom_size"] // 1024))
+    if layout == "frozen":
+        return ("Layout: frozen (app/, mqtt_as and primitives are built into the firmware); main.py, boot.py and the "
+                "settings on the filesystem")
+    if info["platform"] == "esp8266":
+        why = "--layout files on an ESP8266: the modules load into its 38 KB heap and may not fit (docs/boards.md)"
+    elif info.get("rom", 0) > 0:
+        why = "--layout files"
+    elif info["platform"] == "esp32":
+        why = "no ROMFS partition; an ESP32 has the RAM to load them"
+    else:
+        why = "no ROMFS partition"
+    return "Layout: .mpy files on the filesystem (%s)" % why
+
+
+def plan_builtin(board, info, files, image=None):
+    """romfs and frozen: the image to write (romfs, when the partition does not hold
+    it already), main.py, boot.py and the settings to upload, and what would shadow
+    or duplicate the built-in copy to delete (app/ and the libraries on the
+    filesystem, the mip marker)."""
+    lib = info["lib"][0] if info["lib"] else None
+    marker = lib + "/" + DEPS_MARKER if lib else None
+    state = board.hashes(sorted(files) + ([marker] if marker else []), ())["hashes"]
+    upload = [p for p in _order(files) if state.get(p) != sha256(files[p])]
+    delete = board.tree(list(SHADOWS) + [lib + "/" + d for d in LIB_PACKAGES if lib])
+    if marker and state.get(marker):
+        delete.append(marker)
+    p = {"info": info, "upload": upload, "delete": delete, "same": len(files) - len(upload), "deps": [],
+         "image": image, "write_image": False}
+    if image is not None:
+        p["write_image"] = board.rom_hash(len(image)) != sha256(image)
+    return p
+
+
+def check_image(image, info):
+    if len(image) > info["rom_size"]:
+        raise Fail("the ROMFS image (%d KB) does not fit the board's ROMFS partition (%d KB): flash a firmware with a "
+                   "larger partition or build one with fireant frozen in (manifest.py; docs/boards.md)"
+                   % (_kb(len(image)), info["rom_size"] // 1024))
+
+
+def print_builtin_plan(p, layout, libs):
+    info = p["info"]
+    print("Board: %s, %s KB free" % (describe(info), "?" if info["free"] is None else info["free"] // 1024))
+    print(describe_layout(layout, info))
+    if p["image"] is not None:
+        print("ROMFS image: %s (%d bytes of %d; libraries from %s)" % (
+            "to write" if p["write_image"] else "up to date", len(p["image"]), info["rom_size"], libs))
+    print("Upload (%d): %s" % (len(p["upload"]), ", ".join(p["upload"]) or "nothing"))
+    if p["delete"]:
+        print("Delete (%d): %s" % (len(p["delete"]), ", ".join(p["delete"])))
+    print("Unchanged: %d files" % p["same"])
+
+
 def cmd_deploy(args):
     cfg = validate_config(args.config, args.secrets)
-    files = build_files(args.config, args.secrets, cfg)
     deps = pins()
     try:
         port = find_port(args.port)
     except Fail as e:
         if not args.dry_run:
             raise
-        print_local_plan(files, deps, args.index, e)
+        print_local_plan(build_files(args.config, args.secrets, cfg), deps, args.index, e)
         return
     if args.dry_run:
         print("Dry run: nothing is written to %s." % port)
     board = Board(port)
     try:
         info = board.info()
+        cfg = validate_config(args.config, args.secrets, platform=info["platform"])
         check_mpy(info["mpy"], mpy_cross_version())
-        precompiled = args.precompiled_libs or info["platform"] == "esp8266"
-        if precompiled:
-            files.update(lib_files(args.libs))
-        p = plan(board, info, files, deps, precompiled)
-        print_plan(p, args.index)
+        frozen = None if args.layout == "files" else board.frozen_modules()
+        layout = choose_layout(args.layout, info, frozen and "app/__init__" in frozen)
+        if layout == "files":
+            files = build_files(args.config, args.secrets, cfg)
+            precompiled = args.precompiled_libs or info["platform"] == "esp8266"
+            if precompiled:
+                files.update(lib_files(host_libs(args.libs, "the board needs compiled on this computer")))
+            p = plan(board, info, files, deps, precompiled)
+            print_plan(p, args.index)
+        else:
+            files = boot_files()
+            files.update(settings_files(args.config, args.secrets, cfg))
+            image = libs = None
+            if layout == "romfs":
+                libs = host_libs(args.libs, "go into the ROMFS image")
+                image = romfs_image(libs, info["platform"])
+                check_image(image, info)
+            p = plan_builtin(board, info, files, image)
+            print_builtin_plan(p, layout, libs)
         if args.dry_run:
             print("Then: soft reset and follow the output.")
             board.reset()  # restart the program the REPL interrupted
@@ -439,6 +688,9 @@ def cmd_deploy(args):
         check_space(p, files)
         if p["deps"]:
             install_deps(board, p["deps"], p["marker"], p["marker_data"], args.index)
+        if p.get("write_image"):
+            print("Writing the ROMFS image (%d bytes) with mpremote romfs deploy" % len(p["image"]))
+            board.write_romfs(p["image"])
         for path in p["delete"]:
             print("Deleting", path)
             board.remove(path)
@@ -457,6 +709,7 @@ def cmd_config(args):
     files = settings_files(args.config, args.secrets, cfg)
     board = Board(find_port(args.port))
     try:
+        validate_config(args.config, args.secrets, platform=board.info()["platform"])
         state = board.hashes(sorted(files), ())["hashes"]
         changed = [p for p in sorted(files) if state.get(p) != sha256(files[p])]
         for path in changed:
@@ -804,11 +1057,16 @@ def parser():
                                  epilog="Prerequisite: the board runs MicroPython (docs/deploy.md explains flashing).")
     _board_options(ap, False)
     ap.add_argument("--dry-run", action="store_true", help="print the plan; write nothing to the board")
+    ap.add_argument("--layout", choices=LAYOUTS, default="auto",
+                    help="where app/ and the libraries go: romfs (an image in the board's ROMFS partition), frozen "
+                         "(already in the firmware: only main.py, boot.py and the settings are uploaded), files "
+                         "(.mpy files on the filesystem); auto (default): frozen if the firmware has app, else romfs "
+                         "where there is a ROMFS partition, else files, except on an ESP8266 (docs/boards.md)")
     ap.add_argument("--precompiled-libs", action="store_true",
-                    help="compile the libraries on this computer (from --libs) instead of mip installing their "
-                         "source; always on for an ESP8266, which cannot compile mqtt_as itself")
-    ap.add_argument("--libs", default=os.path.join(ROOT, "lib"),
-                    help="with --precompiled-libs: where the libraries are (default lib/, see deps --host)")
+                    help="files layout: compile the libraries on this computer (from --libs) instead of mip "
+                         "installing their source; always on for an ESP8266, which cannot compile mqtt_as itself")
+    ap.add_argument("--libs", help="where mqtt_as and primitives are on this computer, for the ROMFS image and "
+                                   "--precompiled-libs (default: lib/, else the cache ./fireant upstream fills)")
     sub = ap.add_subparsers(dest="command", metavar="command")
 
     s = sub.add_parser("sim", help="run the firmware on the simulated board against a local Mosquitto")

@@ -2,7 +2,9 @@
 libraries from a mip index on loopback holding our stand-ins (sim/mipindex.py)."""
 import json
 import os
+import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,12 +43,17 @@ def run_until(args, marker, timeout=60):
     return out.decode(errors="replace"), p.returncode
 
 
+BOARD_OWN = {"sim-wifi.txt"}  # what the board writes itself: an ESP8266 saves the network it joins
+
+
 def snapshot(flash):
-    """{path: (content, mtime_ns)} of everything in the emulated flash."""
+    """{path: (content, mtime_ns)} of everything in the emulated flash but BOARD_OWN."""
     out = {}
     for d, _, files in os.walk(flash):
         for f in files:
             path = os.path.join(d, f)
+            if os.path.relpath(path, flash) in BOARD_OWN:
+                continue
             with open(path, "rb") as fh:
                 out[os.path.relpath(path, flash)] = (fh.read(), os.stat(path).st_mtime_ns)
     return out
@@ -403,3 +410,280 @@ def test_the_ca_certificate_goes_with_the_config(monkeypatch, capsys, settings):
     (cfg.parent / "broker-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
     assert deploy.main(["--dry-run", "--config", str(cfg), "--secrets", str(sec)]) == 0
     assert "broker-ca.pem" in capsys.readouterr().out
+
+
+# -- layouts: ROMFS, frozen, files (docs/boards.md) ------------------------------------
+#
+# The emulator's ROMFS partition is served by boardvm as the ESP8266's vfs.rom_ioctl and
+# kept in FLASH.romfs; platform="esp8266" makes its sys.platform say so (the interpreter
+# stays the host's unix port). The tests marked "model" run on the ESP8266 model itself
+# (sim/upstream.py: 32-bit, its own C rom_ioctl) and are skipped, saying why, where it
+# cannot be had.
+
+ROMFS_HEADER = b"\xd2\xcd\x31"
+
+
+@pytest.fixture
+def standin_libs(tmp_path):
+    """The stand-in mqtt_as and primitives as a --libs folder (hermetic: no upstream code)."""
+    libs = tmp_path / "libs"
+    for files in standin_packages().values():
+        for rel, data in files.items():
+            (libs / rel).parent.mkdir(parents=True, exist_ok=True)
+            (libs / rel).write_bytes(data)
+    return libs
+
+
+@pytest.fixture
+def esp8266_romfs(tmp_path):
+    """An ESP8266 with the FLASH_2M_ROMFS firmware's 320 KB partition."""
+    broker_log = tmp_path / "broker.log"
+    with Emulator(tmp_path / "flash", romfs_kb=320, platform="esp8266",
+                  env={"FIREANT_SIM_BROKER_LOG": str(broker_log)}) as emu:
+        emu.broker_log = broker_log
+        yield emu
+
+
+def partition(board):
+    with open(board.romfs, "rb") as f:
+        return f.read(), os.stat(board.romfs).st_mtime_ns
+
+
+def on_board(board, code):
+    """What code prints on the board, run by the mpremote CLI (its soft reset boots the board first)."""
+    p = subprocess.run([sys.executable, "-m", "mpremote", "connect", board.port, "exec", code],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def timed_until(args, marker, timeout=60):
+    t = time.monotonic()
+    out, rc = run_until(args, marker, timeout)
+    return out, rc, time.monotonic() - t
+
+
+def test_romfs_deploy_boots_from_rom_then_writes_nothing(esp8266_romfs, index, settings, standin_libs, capsys):
+    board = esp8266_romfs
+    # What an earlier files deploy leaves: app/ and the libraries on the filesystem.
+    p = run(*deploy_args(board, index, settings, "--layout", "files", "--libs", str(standin_libs), "--seconds", "0"))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "Layout: .mpy files on the filesystem (--layout files on an ESP8266" in out
+    tmp_lib = os.path.join(board.flash, "lib")
+    with open(os.path.join(tmp_lib, deploy.DEPS_MARKER), "w") as f:  # as a mip install leaves it
+        f.write("[]")
+    assert os.path.exists(os.path.join(board.flash, "app", "node.mpy"))
+    assert os.path.exists(os.path.join(tmp_lib, "mqtt_as", "__init__.mpy"))
+    assert partition(board)[0].count(b"\xff") == 320 * 1024  # erased
+
+    requests = len(index.requests)
+    out, rc, first_s = timed_until(deploy_args(board, index, settings, "--libs", str(standin_libs)),
+                                   "sim-node starting")
+    assert rc == 0, out
+    assert "Layout: ROMFS (a 320 KB partition)" in out and "ROMFS image: to write" in out
+    assert "Writing the ROMFS image" in out
+    first_out = out
+    assert "Deleting app/node.mpy" in out and "Deleting app/" in out
+    assert "Install with mip" not in out and len(index.requests) == requests  # nothing from the index
+    assert "Uploading" not in out and "Unchanged: 4 files" in out  # the files deploy put them there
+    assert "Deleting %s/%s" % (tmp_lib, deploy.DEPS_MARKER) in out
+    assert "app: sim-node starting" in out
+    flash = snapshot(board.flash)
+    assert sorted(flash) == ["boot.py", "config.json", "main.py", "secrets.json"]  # no app/, no libraries, no marker
+    assert not os.path.exists(os.path.join(board.flash, "app"))
+    image, _ = partition(board)
+    assert image.startswith(ROMFS_HEADER)
+    # The firmware runs from /rom: its readings reach the (stand-in) broker.
+    assert wait_for(lambda: board.broker_log.exists() and "sensors/environmental" in board.broker_log.read_text())
+    listing = on_board(board, "import os, sys; print(sorted(os.listdir('/rom')), sorted(os.listdir('/rom/lib')), "
+                              "'node.mpy' in os.listdir('/rom/app'), sys.path[sys.path.index('.frozen') + 1:][:2])")
+    assert listing == "['app', 'lib'] ['mqtt_as', 'primitives'] True ['/rom', '/rom/lib']"
+
+    before = partition(board)
+    out, rc, second_s = timed_until(deploy_args(board, index, settings, "--libs", str(standin_libs)),
+                                    "sim-node starting")
+    assert rc == 0, out
+    assert "ROMFS image: up to date" in out and "Upload (0): nothing" in out
+    assert "Writing" not in out and "Uploading" not in out and "Deleting" not in out
+    assert "app: sim-node starting" in out
+    assert partition(board) == before  # not even rewritten with the same bytes
+    assert snapshot(board.flash) == flash
+    size = int(re.search(r"Writing the ROMFS image \((\d+) bytes\)", first_out).group(1))
+    with capsys.disabled():
+        print("\nROMFS deploy on the emulator, to the firmware's first log line: %.1f s writing the %d-byte image, "
+              "%.1f s with nothing to write" % (first_s, size, second_s))
+
+
+def test_romfs_changed_app_file_rewrites_the_image(tmp_path, index, settings, standin_libs):
+    """A clone whose app/ differs by one line: only the image is written again."""
+    clone = tmp_path / "clone"
+    shutil.copytree(ROOT, clone, ignore=shutil.ignore_patterns(".git", ".venv", "lib", "__pycache__", ".pytest_cache",
+                                                              "tests", "bench", "docs", "build"))
+    cmd = [sys.executable, str(clone / "deploy.py")]
+    with Emulator(tmp_path / "flash", romfs_kb=320, platform="esp8266") as board:
+        args = deploy_args(board, index, settings, "--libs", str(standin_libs), "--seconds", "0")
+        p = subprocess.run(cmd + args, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "Writing the ROMFS image" in p.stdout
+        first = partition(board)[0]
+        flash = snapshot(board.flash)
+        with open(clone / "app" / "heartbeat.py", "a") as f:
+            f.write("\n_redeployed_marker = 1\n")
+        p = subprocess.run(cmd + args, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "ROMFS image: to write" in p.stdout and "Writing the ROMFS image" in p.stdout
+        assert "Uploading" not in p.stdout and "Deleting" not in p.stdout
+        second = partition(board)[0]
+        assert b"_redeployed_marker" in second and b"_redeployed_marker" not in first
+        assert snapshot(board.flash) == flash
+        out = on_board(board, "import sys; sys.path.remove(''); import app.heartbeat as h; print(h._redeployed_marker)")
+        assert out == "1"  # the board imports the new module from /rom
+
+
+def test_romfs_image_too_big_is_one_line(tmp_path, index, settings, standin_libs):
+    with Emulator(tmp_path / "flash", romfs_kb=8, platform="esp8266") as board:
+        p = run(*deploy_args(board, index, settings, "--libs", str(standin_libs)))
+        assert p.returncode == 2
+        assert "the ROMFS image (" in p.stderr and "does not fit the board's ROMFS partition (8 KB)" in p.stderr
+        assert "manifest.py" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+        assert snapshot(board.flash) == {}
+        assert partition(board)[0] == b"\xff" * 8192
+
+
+def test_esp8266_without_romfs_is_told_what_to_flash(tmp_path, index, settings):
+    requests = len(index.requests)
+    with Emulator(tmp_path / "flash", platform="esp8266") as board:
+        for extra in ((), ("--dry-run",)):
+            p = run(*deploy_args(board, index, settings, *extra))
+            assert p.returncode == 2
+            err = p.stderr.strip()
+            assert len(err.splitlines()) == 1 and "Traceback" not in err
+            assert "no ROMFS partition" in err and "FLASH_2M_ROMFS" in err
+            assert "https://micropython.org/download/ESP8266_GENERIC/" in err and "docs/boards.md" in err
+            assert "manifest.py" in err and "--layout files" in err
+        assert snapshot(board.flash) == {}
+        assert len(index.requests) == requests
+
+
+def test_romfs_dry_run_touches_nothing(esp8266_romfs, index, settings, standin_libs):
+    board = esp8266_romfs
+    os.makedirs(os.path.join(board.flash, "app"))
+    with open(os.path.join(board.flash, "app", "stale.py"), "w") as f:
+        f.write("print('left from an older version')\n")
+    before, part = snapshot(board.flash), partition(board)
+    p = run(*deploy_args(board, index, settings, "--libs", str(standin_libs), "--dry-run"))
+    assert p.returncode == 0, p.stderr
+    assert "Layout: ROMFS (a 320 KB partition)" in p.stdout and "ROMFS image: to write" in p.stdout
+    assert "Upload (4): config.json, secrets.json, boot.py, main.py" in p.stdout
+    assert "Delete (2): app/stale.py, app/" in p.stdout
+    assert snapshot(board.flash) == before and partition(board) == part
+
+
+def test_esp32_without_romfs_keeps_the_files_layout_and_says_why(tmp_path, index, settings):
+    with Emulator(tmp_path / "flash", platform="esp32") as board:
+        p = run(*deploy_args(board, index, settings, "--dry-run"))
+    assert p.returncode == 0, p.stderr
+    assert "Layout: .mpy files on the filesystem (no ROMFS partition; an ESP32 has the RAM to load them)" in p.stdout
+    assert "app/node.mpy" in p.stdout and "Install with mip" in p.stdout
+
+
+def test_romfs_without_libraries_is_one_line(esp8266_romfs, index, settings, tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = run(*deploy_args(esp8266_romfs, index, settings, "--libs", str(empty)))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert "has no mqtt_as/__init__.py" in p.stderr and "go into the ROMFS image" in p.stderr
+    assert "python deploy.py deps --host" in p.stderr and "./fireant upstream --from DIR" in p.stderr
+    assert snapshot(esp8266_romfs.flash) == {}
+    # Without --libs: neither lib/ nor the cache (both pointed at empty folders here).
+    from sim import paths
+
+    monkeypatch.setattr(paths, "LIB", str(empty))
+    monkeypatch.setenv("FIREANT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(deploy.Fail, match=r"neither lib/ nor the cache .* has mqtt_as and primitives, which go into "
+                                          r"the ROMFS image: run python deploy.py deps --host .* or ./fireant upstream"):
+        deploy.host_libs(None, "go into the ROMFS image")
+
+
+def test_layout_frozen_needs_a_firmware_with_app_frozen_in(board, index, settings):
+    p = run(*deploy_args(board, index, settings, "--layout", "frozen"))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert "--layout frozen: the board's firmware has no app frozen in" in p.stderr
+    assert snapshot(board.flash) == {}
+
+
+def test_the_board_platform_reaches_the_validator(tmp_path, index, settings):
+    cfg, sec = settings
+    raw = json.loads(cfg.read_text())
+    raw["mqtt"].update({"tls": True, "ca": "broker-ca.pem"})
+    cfg.write_text(json.dumps(raw))
+    (cfg.parent / "broker-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    with Emulator(tmp_path / "flash", romfs_kb=320, platform="esp8266") as board:
+        p = run(*deploy_args(board, index, settings))
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+        assert "invalid configuration" in p.stderr and "for an esp8266" in p.stderr and "mqtt.ca" in p.stderr
+        assert snapshot(board.flash) == {} and partition(board)[0] == b"\xff" * 320 * 1024
+
+
+# -- on the ESP8266 model ---------------------------------------------------------------
+
+def _model_why(frozen=False):
+    from sim import paths, upstream
+
+    if paths.lib_dir() is None:
+        return "the real mqtt_as and primitives are neither in lib/ nor in the cache (./fireant upstream --from DIR)"
+    why = upstream.model_unavailable(frozen)
+    return why and "the ESP8266 model is unavailable: " + why
+
+
+# The ESP8266 has 38 KB; boardvm holds ~5 KB of the model's heap itself and a copy of each
+# request, and mpremote's romfs deploy fails now and then below 64 KB here (sim/emulator.py).
+MODEL_HEAP_KB = 64
+
+
+@pytest.mark.skipif(_model_why() is not None, reason=str(_model_why()))
+def test_romfs_deploy_on_the_esp8266_model(tmp_path, index, broker, observer, capsys):
+    """The real thing but the chip: sys.platform esp8266 from the interpreter, its C
+    vfs.rom_ioctl, the real libraries from /rom, readings at Mosquitto."""
+    from sim import paths
+
+    raw = sim_config(broker, sensor={"interval_s": 2})
+    cfg, sec = tmp_path / "config.json", tmp_path / "secrets.json"
+    cfg.write_text(json.dumps(raw))
+    sec.write_text("{}")
+    with Emulator(tmp_path / "flash", romfs_kb=320, model=True, heap_kb=MODEL_HEAP_KB) as board:
+        assert on_board(board, "import sys, vfs; print(sys.platform, vfs.rom_ioctl(1))") == "esp8266 1"
+        args = ["--port", board.port, "--config", str(cfg), "--secrets", str(sec)]
+        out, rc, first_s = timed_until(args, "sim-node starting", timeout=90)
+        assert rc == 0, out
+        assert "on esp8266 (esp8266" in out and "Writing the ROMFS image" in out
+        assert "libraries from %s" % paths.lib_dir() in out
+        assert "app: sim-node starting" in out
+        assert wait_for(lambda: observer.readings(), timeout=30), out
+        assert sorted(snapshot(board.flash)) == ["boot.py", "config.json", "main.py", "secrets.json"]
+        before = partition(board)
+        out, rc, second_s = timed_until(args, "sim-node starting", timeout=90)
+        assert rc == 0, out
+        assert "ROMFS image: up to date" in out and "Upload (0): nothing" in out and "Writing" not in out
+        assert partition(board) == before
+    with capsys.disabled():
+        print("\nROMFS deploy on the ESP8266 model (-X heapsize=%dK), to the first log line: %.1f s writing the "
+              "image, %.1f s with nothing to write" % (MODEL_HEAP_KB, first_s, second_s))
+
+
+@pytest.mark.skipif(_model_why(frozen=True) is not None, reason=str(_model_why(frozen=True)))
+def test_frozen_firmware_gets_only_main_boot_and_settings(tmp_path, index, settings):
+    with Emulator(tmp_path / "flash", model="frozen") as board:
+        for d in ("app", os.path.join("lib", "mqtt_as")):  # left from a files deploy: they would shadow the frozen copy
+            os.makedirs(os.path.join(board.flash, d))
+            with open(os.path.join(board.flash, d, "__init__.py"), "w") as f:
+                f.write("print('stale copy')\n")
+        out, rc = run_until(deploy_args(board, index, settings), "sim-node starting", timeout=90)
+    assert rc == 0, out
+    assert "Layout: frozen" in out and "Install with mip" not in out
+    uploaded = sorted(ln.split()[1] for ln in out.splitlines() if ln.startswith("Uploading"))
+    assert uploaded == ["boot.py", "config.json", "main.py", "secrets.json"]
+    assert "Deleting app/__init__.py" in out and "stale copy" not in out
+    assert "app: sim-node starting" in out
+    assert sorted(snapshot(board.flash)) == ["boot.py", "config.json", "main.py", "secrets.json"]
