@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """fireant on a board in one command, and the tools around it (host only).
 
-    python deploy.py              validate, install the libraries, compile, upload what
-                                  changed, reset, then show the board's output (Ctrl-C)
+    python deploy.py              validate, put app/ and the libraries where the board runs
+                                  them (a ROMFS image, frozen, or .mpy files: docs/boards.md),
+                                  upload what changed, reset, then show its output (Ctrl-C)
     python deploy.py --dry-run    the plan only; nothing is written
     python deploy.py sim          the firmware on a simulated board, readings as they arrive
     python deploy.py monitor      readings from the broker as a live table
@@ -10,7 +11,7 @@
     python deploy.py config       validate and push config.json and secrets.json only
     python deploy.py logs         follow the board's output
 
-It drives the board through mpremote. Library versions are pinned in one place:
+It drives the board through mpremote (its transport, mip and romfs deploy). Library versions are pinned in one place:
 the "deps" of package.json. Every failure a user can fix ends in one line saying
 what is wrong and what to do (see docs/deploy.md).
 """

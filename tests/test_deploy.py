@@ -117,7 +117,7 @@ def test_package_json_lists_every_firmware_file():
 def test_help_lists_the_commands():
     p = run("--help")
     assert p.returncode == 0
-    for word in ("--dry-run", "--port", "sim", "monitor", "deps", "config", "logs"):
+    for word in ("--dry-run", "--port", "--layout", "sim", "monitor", "deps", "config", "logs"):
         assert word in p.stdout
 
 
@@ -623,6 +623,9 @@ def test_the_board_platform_reaches_the_validator(tmp_path, index, settings):
         p = run(*deploy_args(board, index, settings))
         assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
         assert "invalid configuration" in p.stderr and "for an esp8266" in p.stderr and "mqtt.ca" in p.stderr
+        p = run("config", "--port", board.port, "--config", str(cfg), "--secrets", str(sec))
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+        assert "for an esp8266" in p.stderr and "mqtt.ca" in p.stderr
         assert snapshot(board.flash) == {} and partition(board)[0] == b"\xff" * 320 * 1024
 
 
