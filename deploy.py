@@ -646,8 +646,15 @@ def print_builtin_plan(p, layout, libs):
     print("Unchanged: %d files" % p["same"])
 
 
+def warn_config(cfg):
+    """Say, as the board will at boot, where the broker password would travel unverified."""
+    for w in _config_module().warnings(cfg):
+        print("deploy.py: warning: %s" % w, file=sys.stderr)
+
+
 def cmd_deploy(args):
     cfg = validate_config(args.config, args.secrets)
+    warn_config(cfg)
     deps = pins()
     try:
         port = find_port(args.port)
@@ -707,6 +714,7 @@ def cmd_deploy(args):
 
 def cmd_config(args):
     cfg = validate_config(args.config, args.secrets)
+    warn_config(cfg)
     files = settings_files(args.config, args.secrets, cfg)
     board = Board(find_port(args.port))
     try:

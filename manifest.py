@@ -7,8 +7,9 @@
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/fireant/manifest.py
 #
 # Then flash the firmware and put main.py, boot.py and the settings on the
-# filesystem (python deploy.py --frozen); app/ must not be there as well: the
-# filesystem comes first on sys.path and would shadow the frozen copy.
+# filesystem (python deploy.py sees app frozen in; --layout frozen insists); app/
+# must not be there as well (deploy.py deletes it): the filesystem comes first on
+# sys.path and would shadow the frozen copy.
 options.defaults(base=True, lib="lib")
 
 if options.base:

@@ -105,5 +105,10 @@ def dns_server():
     return station().ifconfig()[3], getattr(network, "DNS_PORT", 53)
 
 
+def mdns_server():
+    """Where a one-shot mDNS query goes: the mDNS group (the sim board names its own)."""
+    return getattr(network, "MDNS_SERVER", ("224.0.0.251", 5353))
+
+
 def ntp_port():
     return getattr(network, "NTP_PORT", 123)  # the sim board names its own

@@ -16,11 +16,11 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
+from . import board
 from .node import sleep_ms
 
 _TYPE_A = const(1)
 _TYPE_CNAME = const(5)
-_MDNS = ("224.0.0.251", 5353)
 
 
 def is_ip(name):
@@ -95,11 +95,11 @@ def _answer(buf, qid, qname):
     raise OSError("DNS has no address for the name")
 
 
-async def ask(server, request, answer, timeout_ms, anyone=False):
+async def ask(what, server, request, answer, timeout_ms, anyone=False):
     """Send one UDP request to server (ip, port) and poll for the reply without
     blocking: answer(data) returns the result, or None for a packet to ignore.
     Replies from another address are ignored unless anyone. Raises OSError on
-    timeout (and whatever answer raises)."""
+    timeout, naming what was asked (and whatever answer raises)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
@@ -116,7 +116,7 @@ async def ask(server, request, answer, timeout_ms, anyone=False):
                 result = answer(data)
                 if result is not None:
                     return result
-        raise OSError("%s:%d did not answer in %d ms" % (server[0], server[1], timeout_ms))
+        raise OSError("%s %s did not answer in %d ms" % (what, server[0], timeout_ms))
     finally:
         s.close()
 
@@ -129,5 +129,5 @@ async def resolve(name, server, timeout_ms=3000):
     mdns = name.lower().endswith(".local")
     qid = getrandbits(16)
     qname = name.lower().rstrip(".").encode()
-    return await ask(_MDNS if mdns else server, _query(name.rstrip("."), qid),
-                     lambda data: _answer(data, qid, qname), timeout_ms, mdns)
+    return await ask("mDNS" if mdns else "DNS server", board.mdns_server() if mdns else server,
+                     _query(name.rstrip("."), qid), lambda data: _answer(data, qid, qname), timeout_ms, mdns)

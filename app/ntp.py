@@ -30,6 +30,6 @@ async def sync(server, timeout_ms=3000):
     request = bytearray(48)
     request[0] = 0x23  # version 4, client
     address = await resolve(server, board.dns_server(), timeout_ms)
-    utc = await ask((address, board.ntp_port()), request, _seconds, timeout_ms)
+    utc = await ask("NTP server", (address, board.ntp_port()), request, _seconds, timeout_ms)
     board.set_clock(utc)
     return utc

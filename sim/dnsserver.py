@@ -1,14 +1,17 @@
 """A tiny DNS server for tests: answers A queries from a dict, on a free loopback UDP port.
 
 The sim board asks it when network.DNS_PORT is set to its port (app/dns.py sends
-to board.dns_server()). set_mode() makes it answer ("answer"), say nothing as a
-DNS outage would ("silent"), or answer after delay_s ("delay"). A name not in
-the dict gets NXDOMAIN. Runs in the asyncio loop of the host process.
+to board.dns_server()), or network.MDNS_SERVER for .local names. set_mode() makes
+it answer ("answer"), say nothing as a DNS outage would ("silent"), answer after
+delay_s ("delay"), or send junk first ("stray": a reply with another id, one to
+another question, a truncated one, and one from another port, each a packet a
+resolver must ignore) and the answer after. A name not in the dict gets
+NXDOMAIN. Runs in the asyncio loop of the host process.
 """
 import asyncio
 import struct
 
-MODES = ("answer", "silent", "delay")
+MODES = ("answer", "silent", "delay", "stray")
 _NXDOMAIN = 3
 
 
@@ -65,7 +68,20 @@ class DnsServer(asyncio.DatagramProtocol):
         if self.mode == "silent":
             return
         delay = self.delay_s if self.mode == "delay" else 0
+        if self.mode == "stray":
+            wrong_id = bytes([data[0] ^ 0xFF]) + answer[1:]
+            other = reply(data[:12] + b"\x05other\x04test\x00\x00\x01\x00\x01", {"other.test": "10.9.9.9"})
+            for junk in (wrong_id, other, answer[:-3]):
+                self._send(junk, addr)
+            self._from_elsewhere(answer, addr)
+            delay = 0.05
         asyncio.get_running_loop().call_later(delay, self._send, answer, addr)
+
+    def _from_elsewhere(self, answer, addr):
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the right answer, from the wrong place
+            s.sendto(answer[:-4] + b"\x0a\x06\x06\x06", addr)
 
     def _send(self, answer, addr):
         if self._transport is not None:

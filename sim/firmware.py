@@ -46,6 +46,7 @@ def reset_board():
     network._interfaces.clear()
     del network.calls[:]
     network.DNS_PORT = 53
+    network.MDNS_SERVER = ("224.0.0.251", 5353)
     dht.reads = 0
 
 

@@ -239,6 +239,39 @@ async def test_dns_outage_does_not_freeze_sensing(broker, observer, capsys):
     assert fw.node.restarts == 0
 
 
+async def test_dns_junk_is_ignored_and_the_answer_taken(broker, observer, capsys):
+    """Ahead of the answer come a reply with another id, one to another question
+    (an A record for other.test), a truncated one and one from another port: the
+    lookup ignores each and connects on its first attempt."""
+    dns = await dns_for("broker.test")
+    dns.set_mode("stray")
+    try:
+        async with running(sim_config(broker, device="fault-dnsjunk", mqtt={"server": "broker.test"})) as fw:
+            await until(lambda: len(readings(observer, "fault-dnsjunk")) >= 3, 15)
+    finally:
+        await dns.close()
+    assert "cannot connect" not in capsys.readouterr().out
+    assert dns.queries == ["broker.test"] and fw.node.broker_connects == 1
+
+
+async def test_a_local_name_is_asked_of_mdns(broker, observer):
+    """homeassistant.local is unknown to the DNS server, as on a LAN; a one-shot
+    mDNS query (answered by unicast, RFC 6762 6.7) finds it, as an ESP32's
+    getaddrinfo would, without blocking."""
+    dns = await dns_for("broker.test")
+    responder = DnsServer({"homeassistant.local": "127.0.0.1"})
+    network.MDNS_SERVER = ("127.0.0.1", await responder.start())
+    try:
+        async with running(sim_config(broker, device="fault-mdns", mqtt={"server": "homeassistant.local"})) as fw:
+            await until(lambda: len(readings(observer, "fault-mdns")) >= 3, 15)
+    finally:
+        network.MDNS_SERVER = ("224.0.0.251", 5353)
+        await responder.close()
+        await dns.close()
+    assert responder.queries == ["homeassistant.local"] and not dns.queries
+    assert fw.node.broker_connects == 1
+
+
 async def test_slow_dns_then_tls_with_server_name_verified(broker, observer):
     dns = await dns_for("broker.test")
     dns.set_mode("delay", 1.5)  # slow, yet within app/dns.py's 3 s timeout
@@ -450,3 +483,63 @@ async def test_real_mqtt_as_notices_a_half_open_link_by_keepalive(broker, observ
     assert noticed_s <= 5 * ping_s + 1.5  # four silent ping intervals, checked once per interval
     live = [p for _, p in statuses(observer, dev)]
     assert live[:3] == ["online", "offline", "online"] and after == [("online", True)]
+
+
+@needs_real_mqtt_as
+async def test_real_mqtt_as_recovers_from_its_empty_response_assertion():
+    """The pinned mqtt_as asserts on the empty read of a connection the broker
+    closed (upstream #172, fixed after the pin): the message task dies without
+    reconnecting. The node recovers all the same (the next ping or publish fails
+    on the dead socket) and loses nothing."""
+    own = await asyncio.to_thread(Mosquitto().start)
+    sub = await asyncio.to_thread(Subscriber, own)
+    raw = sim_config(own, device="unix-restart", queue={"size": 150})
+    dev = raw["device"]
+
+    def caught_up(run):
+        start = [int(m.group(1)) for m in map(_STARTING.match, run.lines) if m]
+        return bool(start) and any(r["uptime_ms"] >= start[0] + 9000 for r in readings(sub, dev))
+
+    try:
+        run = await asyncio.to_thread(unixport.run, raw, faults=[(3, own.stop), (5, own.start)], broker=own,
+                                      libs="real", heapsize="256K", heap_every_ms=0, seconds=9, max_seconds=45,
+                                      until=caught_up)
+        arrived, live = readings(sub, dev), [p for _, p in statuses(sub, dev)]
+    finally:
+        sub.close()
+        await asyncio.to_thread(own.__exit__)
+    fig = judge(arrived)
+    report("unix broker restart", fig)
+    assert run.logged("AssertionError: Empty response"), run.output()  # upstream's path, taken
+    assert run.returncode == 0 and run.logged("app: stopped")
+    assert fig["lost"] == [] and fig["in_order"] and fig["received"] >= 40
+    assert len(run.logged("mqtt: connected")) == 2
+    assert live[-2:] == ["online", "offline"]  # said again after the restart; the goodbye at Ctrl-C
+
+
+async def test_the_stand_in_reproduces_the_empty_response_assertion():
+    """The in-memory stand-in on the unix port: a broker gone is a connection closed
+    by it, and the message task dies as upstream's does; the node recovers."""
+    run = await asyncio.to_thread(unixport.run, sim_config(None, device="standin-restart"), libs="standin",
+                                  faults=[(2, {"broker": False}), (3, {"broker": True})], heapsize="256K",
+                                  heap_every_ms=0, seconds=13)  # mqtt_as re-joins after ~7 s: its 5 s Wi-Fi check
+    assert run.logged("AssertionError: Empty response"), run.output()
+    seqs = [r["seq"] for r in run.readings()]
+    assert len(run.logged("mqtt: connected")) == 2 and seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 45
+
+
+@pytest.mark.parametrize("libs", ["standin", "real"])
+async def test_a_refusal_is_explained_on_micropython(libs, broker):
+    """MicroPython prints mqtt_as's OSError(-1, "CONNACK reason code 0x5") as
+    "(-1, 'CONNACK reason code 0x5')": the reason must still be put in words.
+    Mosquitto refuses a wrong password with 5 under MQTT 3.1.1."""
+    if libs == "real" and not paths.lib_dir():
+        pytest.skip("the real mqtt_as is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
+    raw = sim_config(broker if libs == "real" else None, device="unix-refused", mqtt={"password": "not-the-one"})
+    faults = [] if libs == "real" else [(0, {"mqtt_password": "sensor-pass"})]
+    run = await asyncio.to_thread(unixport.run, raw, faults=faults, libs=libs, broker=broker if libs == "real" else None,
+                                  heapsize="256K", heap_every_ms=0, seconds=4)
+    refused = run.logged("mqtt: cannot connect to 127.0.0.1: ")
+    assert len(refused) >= 2, run.output()
+    assert all("not authorised: wrong mqtt.user or mqtt.password" in line and "(CONNACK reason code 0x5)" in line
+               for line in refused), refused

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import inspect
 import json
-from time import ticks_diff
+from time import ticks_diff, ticks_ms
 
 import machine
 import mqtt_as
@@ -92,6 +92,19 @@ async def test_failed_read_is_counted_and_never_published_as_stale(fault):
     assert n.sensor_ok
     assert [r[0] for r in sink.readings] == list(range(1, len(sink.readings) + 1))  # seq counts readings only
     assert sink.readings[-1][2] == 300
+
+
+async def test_a_blocking_read_is_stamped_when_in_and_keeps_the_schedule():
+    """A board's DHT read blocks the loop ~270 ms (start pulse 250 + 18 ms): the
+    reading is what the sensor measured at the end of it, and the next is due one
+    interval after the last was due, not after the read."""
+    simboard.set(dht_block_ms=270)
+    n, sink = Node("t"), Recorder()
+    t0 = ticks_ms()
+    async with task(sampler.run(n, board.Sensor("DHT22", 5), sink, 1000)):
+        await until(lambda: len(sink.readings) >= 4, timeout=10)
+    assert ticks_diff(sink.readings[0][1], t0) >= 260
+    assert all(950 <= g <= 1060 for g in gaps(sink.readings)), gaps(sink.readings)
 
 
 async def test_dht11_readings_are_whole_numbers_and_checked_against_its_range():

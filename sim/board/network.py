@@ -31,6 +31,7 @@ else:
     STAT_IDLE, STAT_CONNECTING, STAT_WRONG_PASSWORD, STAT_NO_AP_FOUND, STAT_GOT_IP = 1000, 1001, 202, 201, 1010
 DNS_PORT = 53  # tests point the board's DNS at their own server
 NTP_PORT = int(os.getenv("FIREANT_SIM_NTP_PORT") or 123)  # and its NTP at theirs
+MDNS_SERVER = ("224.0.0.251", 5353)  # and mDNS (a responder on loopback: tests)
 _SAVED = "sim-wifi.txt"  # the ESP8266's saved network, in its flash
 
 _hostname = "mpy-sim"
