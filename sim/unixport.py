@@ -102,6 +102,7 @@ class Run:
         self.heap = []
         self.returncode = None
         self.seconds = 0.0  # wall time of the micropython process
+        self.started = None  # (host time.monotonic(), node ticks_ms) at the "starting" line
 
     def output(self):
         return "\n".join(self.lines)
@@ -116,6 +117,14 @@ class Run:
             if m:
                 return int(m.group(1))
         return None
+
+    def node_ticks(self):
+        """The node's ticks_ms now, from the host clock since its "starting" line
+        (the same clock: no log line needed); last_ticks() before that line."""
+        if self.started is None:
+            return self.last_ticks()
+        at, ticks = self.started
+        return ticks + int((time.monotonic() - at) * 1000)
 
     def readings(self, topic="sensors/environmental"):
         return [json.loads(p) for t, _, p in self.messages if t == topic]
@@ -334,7 +343,9 @@ def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, 
         for line in proc.stdout:
             line = line.rstrip("\n")
             result.lines.append(line)
-            if mark in line and " starting: " in line:
+            if mark in line and " starting: " in line and not started.is_set():
+                m = _TICKS.match(line)
+                result.started = (time.monotonic(), int(m.group(1)) if m else 0)
                 started.set()
 
     reader = threading.Thread(target=read, daemon=True)
