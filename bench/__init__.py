@@ -15,11 +15,13 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import heap, metrics
+from . import esp8266, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
 UNIX_PORT = "unix_port"  # not a fault scenario: fireant alone on MicroPython, for its heap
+ESP8266_MODEL = "esp8266_model"  # nor this: fireant and a bare mqtt_as client on the ESP8266 RAM model
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL)
 
 
 def _rounded(v):
@@ -55,10 +57,17 @@ def _unix_port(short):
     return _rounded(entry)
 
 
+def _esp8266_model(short):
+    try:
+        return _rounded(esp8266.measure(short))
+    except (RuntimeError, OSError) as e:  # no model, no mpy-cross, no Mosquitto on this host
+        return {"title": esp8266.TITLE, "error": str(e)}
+
+
 def run(names=None, short=False, log_path=None, progress=None):
     """Run the named scenarios (all by default) and return {name: entry}. The
     firmware's log goes to log_path (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT]
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL]
     names = list(names or known)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -75,6 +84,8 @@ def run(names=None, short=False, log_path=None, progress=None):
             print("=== %s" % name)
             if name == UNIX_PORT:
                 results[name] = _unix_port(short)
+            elif name == ESP8266_MODEL:
+                results[name] = _esp8266_model(short)
             else:
                 results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
             results[name]["wall_s"] = round(time.monotonic() - t0, 1)
@@ -98,7 +109,7 @@ def table(results):
     lines = ["%-18s %-9s" % ("scenario", "node") + "".join("%*s" % (w, h) for h in heads)]
     lines.append("-" * len(lines[0]))
     for name, e in results.items():
-        if name == UNIX_PORT:
+        if name in HEAP_ROWS:
             continue
         rows = (("fireant", e["fireant"]), ("blocking", e["blocking"]), ("ratio", e["ratio"]))
         for i, (label, figs) in enumerate(rows):
@@ -136,10 +147,15 @@ def unix_port_section(results):
     return "\n".join(lines)
 
 
+def esp8266_section(results):
+    e = results.get(ESP8266_MODEL)
+    return "" if e is None else esp8266.section(e)
+
+
 def notes(results):
     out = []
     for name, e in results.items():
-        if name == UNIX_PORT:
+        if name in HEAP_ROWS:
             continue
         out.append("%s: %s (interval %.1f s). %s" % (name, e["title"], e["interval_s"], e["note"]))
     return "\n".join(out)

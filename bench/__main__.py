@@ -29,6 +29,8 @@ def main(argv=None):
         for name, sc in bench.SCENARIOS.items():
             print("%-18s %s" % (name, sc.title))
         print("%-18s %s" % (bench.UNIX_PORT, "fireant alone under the MicroPython unix port: heap"))
+        print("%-18s %s" % (bench.ESP8266_MODEL, "fireant and a bare mqtt_as client on the ESP8266 RAM model: "
+                                                 "smallest heaps"))
         return 0
     t0 = time.monotonic()
     err = sys.stderr
@@ -44,6 +46,9 @@ def main(argv=None):
     if bench.UNIX_PORT in results:
         print()
         print(bench.unix_port_section(results))
+    if bench.ESP8266_MODEL in results:
+        print()
+        print(bench.esp8266_section(results))
     print()
     print("ran %d scenario(s) in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
                                                          next(iter(results.values())).get("log")))

@@ -40,3 +40,23 @@ def test_figures_from_a_known_record():
     assert f["missed"] == 0  # seq 3 filled t=2; t=6 and t=7 fell in the sensor fault
     assert abs(f["max_gap_ratio"] - 1.0) < 1e-9  # 2 -> 4 is not a sampler gap; 5 -> 8 is credited 2 slots
     assert abs(f["recovery_s"] - 0.3) < 1e-9
+
+
+def test_esp8266_model_summary_and_section_from_a_known_record():
+    # The figures of one measurement (bench.esp8266.measure runs the model; this
+    # checks the arithmetic and the table, not the model).
+    from bench import esp8266
+
+    variants = {name: {"smallest_heap_k": k, "ok_at_tier_heap": True, "heap_peak_bytes": 1000 * k,
+                       "heap_steady_bytes": 900 * k, "heap_after_stop_bytes": 800 * k}
+                for name, k in (("firmware_romfs", 32), ("firmware_frozen", 22), ("bare_romfs", 18),
+                                ("bare_frozen", 14))}
+    variants["bare_frozen"]["smallest_heap_k"] = None  # not found under the ceiling
+    s = esp8266.summary(variants, "32K")
+    assert s["smallest_heap_k"] == {"firmware_romfs": 32, "firmware_frozen": 22, "bare_romfs": 18, "bare_frozen": None}
+    assert s["ratio_romfs"] == 1.78 and s["ratio_frozen"] is None
+    assert s["margin_k"] == s["margin_romfs_k"] == 0 and s["margin_frozen_k"] == 10
+    entry = dict(s, title="t", scenario="sc", tier_heap="32K", goal_ratio=1.4)
+    text = esp8266.section(entry)
+    assert "firmware_romfs" in text and "32K" in text and "ROMFS 1.78, frozen -" in text
+    assert esp8266.section({"error": "no model"}) == "ESP8266 model: not measured: no model"
