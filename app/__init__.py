@@ -2,10 +2,10 @@
 
     import app; app.run()      # from the REPL; Ctrl-C stops it cleanly
 
-Five supervised tasks share one loop: wifi (the link's one owner), sampler
-(sensor -> backlog), publisher (backlog -> broker), status (availability and
-counters on every connect), heartbeat (LED). Importing this package costs
-little; the tasks and the MQTT library are loaded by run().
+Four supervised tasks share one loop: wifi (the link's one owner), sampler
+(sensor -> backlog), publisher (backlog -> broker), heartbeat (LED); on every
+broker connection mqtt_as calls status (availability and counters). Importing
+this package costs little; the tasks and the MQTT library are loaded by run().
 """
 import asyncio
 
@@ -17,31 +17,36 @@ class Firmware:
         from . import board, client
         from .backlog import Backlog
         from .node import Node, forget
+        from .publisher import head, topic
+        from .status import Status
 
-        self.cfg = cfg
         self.node = Node(cfg["device"] or "fireant-" + board.unique_id())
-        self.backlog = Backlog(self.node, cfg["queue"]["size"])
-        self.sensor = board.Sensor(cfg["sensor"]["type"], cfg["sensor"]["pin"])
+        s, q, m, device = cfg["sensor"], cfg["queue"]["size"], cfg["mqtt"], self.node.device
+        self.started = "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q)
+        self.interval_ms = int(s["interval_s"] * 1000)
+        self.backlog = Backlog(self.node, q)
+        self.sensor = board.Sensor(s["type"], s["pin"])
         self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
-        self.client = client.make(cfg, self.node.device, board.station())
+        self.status = Status(self.node, self.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
+        self.client = client.make(cfg, device, board.station(), self.status)
         forget("client")
+        self.readings = topic(m["topic"], device), head(device, cfg["location"])
+        # All the tasks read from here on; the rest of the settings is garbage now.
+        self.cfg = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
 
     async def main(self):
-        from . import heartbeat, publisher, sampler, status, wifi
+        from . import heartbeat, publisher, sampler, wifi
         from .node import supervise
 
         node, cfg = self.node, self.cfg
-        log("app", "%s starting: %s every %s s, queue %d" % (
-            node.device, cfg["sensor"]["type"], cfg["sensor"]["interval_s"], cfg["queue"]["size"]))
+        log("app", self.started)
         # Tasks rather than gather(): gather would load asyncio.funcs (~0.7 KB of
         # heap on the unix port) for nothing, supervise() neither returns nor raises.
         tasks = [asyncio.create_task(c) for c in (
             supervise(node, "heartbeat", heartbeat.run, node, self.led),
-            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog,
-                      int(cfg["sensor"]["interval_s"] * 1000)),
-            supervise(node, "wifi", wifi.run, node, cfg),
-            supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg),
-            supervise(node, "status", status.run, node, self.client, self.backlog, cfg),
+            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.interval_ms),
+            supervise(node, "wifi", wifi.run, node, cfg["wifi"]),
+            supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg, self.readings),
         )]
         try:
             await tasks[0]  # never returns: main() ends only when cancelled
@@ -60,17 +65,14 @@ class Firmware:
         any failure, MemoryError included: every step is tried, the LED first."""
         import gc
 
-        from .publisher import topic
-
         self.led.set(False)
         gc.collect()  # the cancelled tasks' frames are garbage now: the goodbye needs their room
         said = True
         if self.node.broker_up:
             try:
-                status = topic(self.cfg["mqtt"]["status_topic"], self.node.device)
                 # QoS 0: after Ctrl-C mqtt_as's reader task is gone, so a PUBACK would
                 # never be seen; TCP still delivers this ahead of the DISCONNECT.
-                await asyncio.wait_for(self.client.publish(status, b"offline", True, 0), 2)
+                await asyncio.wait_for(self.client.publish(self.status.topic, b"offline", True, 0), 2)
             except Exception as e:  # TimeoutError, OSError, MemoryError
                 said = False
                 log("app", "could not publish offline (%r): the will says it" % e)
@@ -117,6 +119,7 @@ def run(config="config.json", secrets="secrets.json"):
         return
     gc.collect()
     fw = Firmware(cfg)
+    del cfg  # Firmware keeps what the tasks read: the rest goes
     # Collect every quarter of the free heap allocated, not only when it is full:
     # long-lived objects made at run time (tasks, strings) then land low, among
     # little garbage, and the heap stays in pieces large enough to use.

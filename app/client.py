@@ -1,11 +1,11 @@
 """Builds the mqtt_as client from our settings. Needed only at start-up: run()
 Firmware drops this module afterwards so its RAM goes to the tasks."""
-from .publisher import topic
 from .wifi import Link
 
 
-def make(cfg, device, station):
-    """The mqtt_as client for our settings, on station (board.station())."""
+def make(cfg, device, station, status):
+    """The mqtt_as client for our settings, on station (board.station()), calling
+    status (app.status.Status) back on every change of the connection."""
     from mqtt_as import MQTTClient, config as defaults
 
     m = cfg["mqtt"]
@@ -18,10 +18,11 @@ def make(cfg, device, station):
     c["keepalive"] = m["keepalive_s"]
     c["ping_interval"] = m["ping_interval_s"]
     c["response_time"] = m["response_time_s"]
-    c["will"] = (topic(m["status_topic"], device), b"offline", True, 1)
+    c["will"] = (status.topic, b"offline", True, 1)
     c["ssid"] = cfg["wifi"]["ssid"]
     c["wifi_pw"] = cfg["wifi"]["password"]
-    c["queue_len"] = 1  # event interface: client.up / client.down
+    c["wifi_coro"] = status.link  # the callback interface: no events, no task waiting on them
+    c["connect_coro"] = status.online
     c["ssl"] = m["tls"]
     if m["tls"]:
         # do_handshake=False: the handshake then runs inside mqtt_as's non-blocking

@@ -37,16 +37,16 @@ def payload(head, reading):
         head, seq, uptime_ms, _tenths(t10), _tenths(f10), _tenths(h10))
 
 
-async def run(node, client, backlog, cfg):
-    m = cfg["mqtt"]
+async def run(node, client, backlog, cfg, readings):
+    """readings: (the readings' topic, the head of their JSON), as bytes."""
     if not node.client_started:  # a restarted publisher must not connect twice
         from . import connect
 
         await connect.first_connect(node, client, cfg)
         del connect  # the module dropped itself once connected: let it go
-    readings, start = m["topic"].encode(), head(node.device, cfg["location"])
+    to, start = readings
     while True:
         reading = await backlog.oldest()
-        await client.publish(readings, payload(start, reading), False, 1)
+        await client.publish(to, payload(start, reading), False, 1)
         backlog.done(reading[0])
         node.published += 1

@@ -1,29 +1,38 @@
-"""Connection follower: availability and counters on every broker (re)connect.
+"""Connection status: availability and counters on every broker (re)connect.
 
-mqtt_as signals each connection on client.up and each loss on client.down; this
-task marks the node's broker state and publishes, retained, "online" to the
-status topic and the counters to the stats topic. It runs supervised like every
-task: restarted after a crash while connected, it says "online" again.
+mqtt_as calls back on every change of the connection (its callback interface:
+no events, no task of ours waiting on them): link(up) marks the node's broker
+state, online() publishes, retained, "online" to the status topic and the
+counters to the stats topic. online() runs as a task of mqtt_as's for each
+connection; a failure in it (a MemoryError inside a publish) is logged, counted
+in restarts, and tried again while that connection lasts: no connection goes
+unannounced.
 """
-import json
-
-from .node import log
-from .publisher import topic
+from .node import log, log_exception, sleep_ms
 
 
-async def run(node, client, backlog, cfg):
-    m = cfg["mqtt"]
-    status, stats = topic(m["status_topic"], node.device), topic(m["stats_topic"], node.device)
-    while True:
-        if not node.broker_up:
-            await client.up.wait()
-            client.up.clear()
-            node.broker_up = True
+class Status:
+    def __init__(self, node, backlog, topic, stats_topic):
+        self._node, self._backlog = node, backlog
+        self.topic, self._stats = topic, stats_topic  # as bytes; the will says "offline" to topic
+
+    async def link(self, up):
+        node = self._node
+        node.broker_up = up
+        if up:
             node.broker_connects += 1
-            log("mqtt", "connected; %d readings queued, %d dropped so far" % (len(backlog), node.dropped))
-        await client.publish(status, b"online", True, 1)
-        await client.publish(stats, json.dumps(node.stats()).encode(), True, 1)
-        await client.down.wait()
-        client.down.clear()
-        node.broker_up = False
-        log("mqtt", "connection lost; readings wait in the queue")
+            log("mqtt", "connected; %d readings queued, %d dropped so far" % (len(self._backlog), node.dropped))
+        else:
+            log("mqtt", "connection lost; readings wait in the queue")
+
+    async def online(self, client):
+        node = self._node
+        while node.broker_up:
+            try:
+                await client.publish(self.topic, b"online", True, 1)
+                await client.publish(self._stats, node.stats().encode(), True, 1)
+                return
+            except Exception as e:  # MemoryError, say; CancelledError is not an Exception
+                node.restarts += 1
+                log_exception("status", e)
+                await sleep_ms(node.restart_ms)

@@ -56,8 +56,8 @@ def _ask(sta, ssid, password):
     sta.connect(ssid, password)
 
 
-async def run(node, cfg):
-    wifi = cfg["wifi"]
+async def run(node, wifi):
+    """wifi: the settings' wifi section."""
     ssid, password = wifi["ssid"], wifi["password"]
     board.set_hostname(wifi["hostname"] or node.device)
     board.access_point(wifi["ap_ssid"], wifi["ap_password"])
