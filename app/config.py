@@ -48,6 +48,7 @@ MIN_INTERVAL_S = {"DHT22": 2, "DHT11": 1}
 
 _TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic")
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+_ESP8266_QUEUE = 128  # runs in the ESP8266 model's 33K with the firmware as ROMFS
 
 
 class ConfigError(ValueError):
@@ -161,9 +162,13 @@ def validate(raw, min_interval_s=None, platform=None):
         problem = _topic_problem(_lookup(cfg, key).replace("{device}", device or "fireant-0"))
         if problem:
             _fail(key, problem)
-    if platform == "esp8266" and mqtt["ca"]:
-        _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
-                         "support): remove mqtt.ca, or use an ESP32")
+    if platform == "esp8266":
+        if mqtt["ca"]:
+            _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
+                             "support): remove mqtt.ca, or use an ESP32")
+        if cfg["queue"]["size"] > _ESP8266_QUEUE:
+            _fail("queue.size", "an ESP8266 has room for at most %d readings (docs/esp8266.md), got %d: use an "
+                                "ESP32 for more" % (_ESP8266_QUEUE, cfg["queue"]["size"]))
     return cfg
 
 

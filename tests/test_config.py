@@ -79,6 +79,10 @@ def test_what_an_esp8266_cannot_do_is_refused_by_name():
     with pytest.raises(ConfigError, match="mqtt.ca: an ESP8266 cannot verify"):
         config.validate(raw, platform="esp8266")
     assert config.validate(raw, platform="esp32")["mqtt"]["ca"] == "ca.pem"
+    big = {"mqtt": {"server": "b"}, "queue": {"size": 500}}
+    with pytest.raises(ConfigError, match="queue.size: an ESP8266 has room for at most 128 readings"):
+        config.validate(big, platform="esp8266")
+    assert config.validate(big, platform="esp32")["queue"]["size"] == 500
 
 
 def test_led_pin_may_be_null_to_disable_the_led():

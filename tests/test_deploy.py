@@ -114,6 +114,20 @@ def test_package_json_lists_every_firmware_file():
     assert deploy.pins() == [tuple(d) for d in pkg["deps"]]
 
 
+def test_lib_is_in_every_clone_with_a_readme_naming_the_pins():
+    """lib/ exists in a fresh clone (its README is tracked, the rest ignored), and the
+    README says which commits go there: package.json's, never out of step."""
+    tracked = subprocess.run(["git", "ls-files", "lib"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert tracked == ["lib/README.md"]
+    ignored = subprocess.run(["git", "check-ignore", "lib/mqtt_as/__init__.py", "lib/README.md"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert ignored == ["lib/mqtt_as/__init__.py"]
+    with open(os.path.join(ROOT, "lib", "README.md")) as f:
+        readme = f.read()
+    for url, commit in deploy.pins():
+        assert commit in readme and url.split(":", 1)[1].split("/")[1] in readme
+
+
 def test_help_lists_the_commands():
     p = run("--help")
     assert p.returncode == 0

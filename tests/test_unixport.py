@@ -7,8 +7,9 @@ a Wi-Fi drop and a sensor fault, then Ctrl-C. Everything is asserted from what
 the process printed and published: seq and uptime_ms of the readings, its log.
 
 Variants: "standin" (sim/standin's mqtt_as with an in-memory broker, always
-runs) and "real" (lib/mqtt_as and lib/primitives against the test Mosquitto;
-skipped, saying why, when lib/ does not have them, as in CI).
+runs), "real" (the real mqtt_as and primitives from lib/ or the cache against the
+test Mosquitto; skipped, saying why, where neither has them) and "real-tls" (the
+same over TLS with the broker's certificate verified; its own heap budget).
 """
 import ast
 import re
@@ -54,10 +55,13 @@ def _say(request, text):
 def _variant(build, libs, broker, request):
     key = (build, libs)
     if key not in _runs:
-        raw = sim_config(broker if libs == "real" else None, sensor={"interval_s": INTERVAL_MS / 1000},
+        real = libs != "standin"
+        raw = sim_config(broker if real else None, sensor={"interval_s": INTERVAL_MS / 1000},
                          queue={"size": QUEUE}, location=LOCATION)
-        r = unixport.run(raw, SCRIPT, heapsize=HEAP[key], build=build, libs=libs, seconds=STOP,
-                         broker=broker if libs == "real" else None, until=_caught_up, max_seconds=STOP + 30)
+        if libs == "real-tls":  # the broker verified against the test CA, as a careful ESP32 user would
+            raw["mqtt"].update(port=broker.tls_port, tls=True, ca=broker.certs["ca"])
+        r = unixport.run(raw, SCRIPT, heapsize=HEAP[key], build=build, libs="real" if real else libs, seconds=STOP,
+                         broker=broker if real else None, until=_caught_up, max_seconds=STOP + 30)
         _say(request, "\nunix port ran: %s; %.1f s; live heap max %s, after stop %s bytes" % (
             r.describe(), r.seconds, max((h for _, h in r.heap), default="-"), r.heap[-1][1] if r.heap else "-"))
         _runs[key] = r
@@ -82,24 +86,30 @@ def _final_stats(r):
     return ast.literal_eval(line.split("app: stopped: ", 1)[1])
 
 
-@pytest.fixture(params=["py", "mpy"])
-def build(request):
-    return request.param
-
-
-@pytest.fixture(params=["standin", "real"])
-def libs(request):
-    if request.param == "real" and not paths.lib_dir():
+def _needs_real(request, libs):
+    if libs != "standin" and not paths.lib_dir():
         _say(request, "\nunix port: real-library variant skipped, neither lib/ nor the cache has "
                       "mqtt_as/primitives; the stand-in variant runs")
         pytest.skip("the real mqtt_as and primitives are neither in lib/ nor in the cache "
                     "(./fireant upstream --from DIR fills it from a clone or mirror): the stand-in variant ran instead")
+
+
+@pytest.fixture(params=["standin", "real"])
+def libs(request):
+    _needs_real(request, request.param)
     return request.param
 
 
-@pytest.fixture
-def run(build, libs, request):
-    broker = request.getfixturevalue("broker") if libs == "real" else None
+# (build, libs): .py and .mpy with the stand-ins and the real libraries, and the
+# .mpy build (what deploy.py installs) with TLS to the broker, verified.
+VARIANTS = [("py", "standin"), ("mpy", "standin"), ("py", "real"), ("mpy", "real"), ("mpy", "real-tls")]
+
+
+@pytest.fixture(params=VARIANTS, ids=["-".join(v) for v in VARIANTS])
+def run(request):
+    build, libs = request.param
+    _needs_real(request, libs)
+    broker = request.getfixturevalue("broker") if libs != "standin" else None
     r = _variant(build, libs, broker, request)
     assert r.returncode == 0 and not r.logged("Traceback"), r.output()
     return r

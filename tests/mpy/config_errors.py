@@ -36,10 +36,11 @@ for raw in BAD:
     except ConfigError as e:
         print(e)
 
-try:
-    validate({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, platform="esp8266")
-except ConfigError as e:
-    print(e)
+for raw in ({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, {"mqtt": {"server": "b"}, "queue": {"size": 500}}):
+    try:
+        validate(raw, platform="esp8266")
+    except ConfigError as e:
+        print(e)
 
 cfg = validate({"wifi": {"ssid": "home"}, "mqtt": {"server": "192.168.1.10"}, "led": {"pin": None}})
 for section in sorted(cfg):
