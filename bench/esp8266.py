@@ -18,8 +18,12 @@ sampling task (as on a board: no periodic gc.collect() but the firmware's own
 gc.threshold). A run passes when it stops cleanly with no MemoryError and the
 readings taken before Ctrl-C reached the broker. The four bisections run side
 by side, each with its own broker (heap need does not depend on timing; a run
-is mostly asleep). A probe then imports each module in the model and records
-the live bytes each adds (the ROMFS and the frozen model).
+is mostly asleep). Then the same four over TLS (mqtt.tls, no mqtt.ca: the
+model's axTLS, its buffers on the GC heap as on a board; mqtt_as through
+sim/tlsfirst.py, since as app/client.py configures it axTLS never connects),
+and the firmware as configured, once per layout at the tier's heap, for how
+its TLS connects fail. A probe then imports each module in the model and
+records the live bytes each adds (the ROMFS and the frozen model).
 """
 import ast
 import os
@@ -46,6 +50,18 @@ VARIANTS = {
     "bare_romfs": ("esp8266", "bareclient", 14, 22),
     "bare_frozen": ("esp8266-frozen", "bareclient", 10, 18),
 }
+# The same four over TLS (mqtt.tls, no mqtt.ca, as an ESP8266 allows): the model's
+# axTLS, its buffers on the GC heap as on a board, against the broker's TLS
+# listener. mqtt_as gets sim/tlsfirst.py as its ssl (the handshake finished before
+# mqtt_as writes): as app/client.py configures it (do_handshake=False), axTLS
+# never connects; that is measured apart (tls_as_configured).
+TLS_VARIANTS = {
+    "firmware_romfs_tls": ("esp8266", "unixrun", 36, 44),
+    "firmware_frozen_tls": ("esp8266-frozen", "unixrun", 26, 34),
+    "bare_romfs_tls": ("esp8266", "bareclient", 22, 30),
+    "bare_frozen_tls": ("esp8266-frozen", "bareclient", 18, 26),
+}
+TLS_AS_CONFIGURED_S = 8  # the firmware as configured, at the tier's heap: long enough for a few attempts
 FLOOR_K, CEIL_K = 8, 48  # never looked for below / above (an ESP8266 has 38)
 TITLE = "firmware and a bare mqtt_as client on the ESP8266 RAM model (32-bit, ESP8266 object model)"
 
@@ -75,7 +91,9 @@ def _delivered(r):
 
 def _heap_figures(r, started):
     samples = r.heap[:-1] if len(r.heap) > 1 else []  # the last one is taken after the program returned
-    healthy = [live for t, live in samples if started is not None and t - started < SCRIPT[0][0] * 1000]
+    # Connected and healthy: after the start line (the bare client's comes once it has
+    # connected; before it, its samples are of a client not yet connected), before the link drop.
+    healthy = [live for t, live in samples if started is not None and 0 <= t - started < SCRIPT[0][0] * 1000]
     return {
         "heap_peak_bytes": max(live for _, live in samples) if samples else None,
         "heap_first_bytes": samples[0][1] if samples else None,
@@ -94,25 +112,57 @@ def _started_ticks(r):
     return None
 
 
+def _config(broker, tls):
+    raw = sim_config(broker, sensor={"interval_s": INTERVAL_S}, queue={"size": QUEUE})
+    if tls:
+        raw["mqtt"].update(port=broker.tls_port, tls=True)
+    return raw
+
+
 def _variant(name, out, short):
-    interp, program, lo, hi = VARIANTS[name]
+    tls = name in TLS_VARIANTS
+    interp, program, lo, hi = (TLS_VARIANTS if tls else VARIANTS)[name]
     entry = out[name] = {}
     try:
-        with Mosquitto() as broker:
-            raw = sim_config(broker, sensor={"interval_s": INTERVAL_S}, queue={"size": QUEUE})
+        with Mosquitto(tls=tls) as broker:
+            raw = _config(broker, tls)
             kw = dict(faults=SCRIPT, broker=broker, seconds=STOP_S, until=_caught_up, max_seconds=STOP_S + 30,
-                      interp=interp, program=program)
+                      interp=interp, program=program, tls_first=tls)
             r = unixport.run(raw, heapsize=unixport.ESP8266_HEAP, heap_every_ms=HEAP_EVERY_MS, **kw)
-            entry.update(run=r.describe(), returncode=r.returncode, ok_at_tier_heap=bool(
-                r.returncode == 0 and r.stopped() and _delivered(r)), readings=len(r.readings()))
+            entry.update(run=r.describe() + (", over TLS (axTLS, sim/tlsfirst.py)" if tls else ""),
+                         returncode=r.returncode, ok_at_tier_heap=bool(r.returncode == 0 and r.stopped() and
+                                                                       _delivered(r)), readings=len(r.readings()))
             entry.update(_heap_figures(r, _started_ticks(r)))
             if not entry["ok_at_tier_heap"]:
-                entry["error"] = "\n".join(r.lines[-8:])
+                entry["error"] = "\n".join(r.lines[-8:] + (["killed by signal %d (a crash)" % -r.returncode]
+                                                           if r.returncode and r.returncode < 0 else []))
             if short:
                 return
             entry["smallest_heap_k"], entry["bisection"] = _smallest(raw, lo, hi, kw)
     except (RuntimeError, OSError) as e:
         entry["error"] = str(e)
+
+
+def tls_as_configured(interp, heapsize=None, seconds=TLS_AS_CONFIGURED_S):
+    """The firmware over TLS as app/client.py configures mqtt_as (do_handshake=False),
+    no tlsfirst: what its connects come to at heapsize (the tier's by default).
+    crashed: the process died of a signal (SIGSEGV: axTLS used a NULL from its
+    allocator; a board would reset)."""
+    heapsize = heapsize or unixport.ESP8266_HEAP
+    with Mosquitto(tls=True) as broker:
+        r = unixport.run(_config(broker, True), heapsize=heapsize, interp=interp, broker=broker, seconds=seconds,
+                         heap_every_ms=0)
+        broker_log = broker.log()
+    failures = r.logged("mqtt: cannot connect to ")
+    return {"run": r.describe() + ", over TLS as app/client.py configures it", "heapsize": heapsize,
+            "returncode": r.returncode, "crashed": bool(r.returncode and r.returncode < 0),
+            "connected": bool(r.logged("mqtt: connected")), "readings": len(r.readings()),
+            "connect_failures": len(failures), "stopped": r.stopped(),
+            "failure": failures[0].split("cannot connect to ", 1)[1].split(": ", 1)[1].rsplit("; retry", 1)[0]
+            if failures else None,
+            "broker_said": sorted({line.split(": ", 1)[1] for line in broker_log.splitlines()
+                                   if "failed: " in line or "OpenSSL Error" in line}),
+            "last_lines": r.lines[-4:]}
 
 
 def _smallest(raw, lo, hi, kw):
@@ -314,14 +364,19 @@ def _group(rows, held):
 
 def summary(variants, tier_heap):
     """The headline figures from the variants' entries: smallest heaps (KB), the
-    firmware / bare client ratios (ROMFS and frozen), the margin at the tier's heap."""
-    smallest = {name: variants.get(name, {}).get("smallest_heap_k") for name in VARIANTS}
+    firmware / bare client ratios (ROMFS and frozen), the margin at the tier's heap;
+    the same for TLS where its variants were measured (tls_*)."""
+    names = list(VARIANTS) + [n for n in TLS_VARIANTS if n in variants]
+    smallest = {name: variants.get(name, {}).get("smallest_heap_k") for name in names}
     out = {"variants": variants, "smallest_heap_k": smallest}
     tier_k = int(tier_heap.rstrip("K"))
-    for kind in ("romfs", "frozen"):
-        fw, bare = smallest["firmware_" + kind], smallest["bare_" + kind]
-        out["ratio_" + kind] = round(fw / bare, 2) if fw and bare else None
-        out["margin_%s_k" % kind] = tier_k - fw if fw else None
+    for suffix, prefix in (("", ""), ("_tls", "tls_")):
+        for kind in ("romfs", "frozen"):
+            if "firmware_%s%s" % (kind, suffix) not in smallest:
+                continue
+            fw, bare = smallest["firmware_%s%s" % (kind, suffix)], smallest.get("bare_%s%s" % (kind, suffix))
+            out[prefix + "ratio_" + kind] = round(fw / bare, 2) if fw and bare else None
+            out[prefix + "margin_%s_k" % kind] = tier_k - fw if fw else None
     out["margin_k"] = out["margin_romfs_k"]  # ROMFS: how deploy.py installs it on an ESP8266
     return out
 
@@ -343,12 +398,19 @@ def measure(short=False):
     upstream.model_exe()  # built here, before the runs share them
     upstream.model_exe(frozen=True)
     variants = {}
-    threads = [threading.Thread(target=_variant, args=(name, variants, short)) for name in VARIANTS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for wave in (VARIANTS, TLS_VARIANTS):  # four side by side, as before TLS: the load stays the same
+        threads = [threading.Thread(target=_variant, args=(name, variants, short)) for name in wave]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     entry.update(summary(variants, unixport.ESP8266_HEAP))
+    entry["tls_as_configured"] = {}
+    for interp, kind in (("esp8266", "romfs"), ("esp8266-frozen", "frozen")):
+        try:
+            entry["tls_as_configured"][kind] = tls_as_configured(interp)
+        except (RuntimeError, OSError) as e:
+            entry["tls_as_configured"][kind] = {"error": str(e)}
     entry["imports"] = {}
     with Mosquitto() as broker:
         for interp, kind in (("esp8266", "romfs"), ("esp8266-frozen", "frozen")):
@@ -366,11 +428,11 @@ def section(e):
         return "ESP8266 model: not measured: %s" % e["error"]
     v = e["variants"]
     lines = ["%s; %s" % (e["title"], e["scenario"]),
-             "  %-16s %9s %10s %9s %10s %10s  %s" % ("", "smallest", "at " + e["tier_heap"], "live peak", "steady",
+             "  %-19s %9s %10s %9s %10s %10s  %s" % ("", "smallest", "at " + e["tier_heap"], "live peak", "steady",
                                                    "after stop", "")]
-    for name in VARIANTS:
+    for name in list(VARIANTS) + [n for n in TLS_VARIANTS if n in v]:
         x = v.get(name, {})
-        lines.append("  %-16s %9s %10s %9s %10s %10s  %s" % (
+        lines.append("  %-19s %9s %10s %9s %10s %10s  %s" % (
             name, "%sK" % x["smallest_heap_k"] if x.get("smallest_heap_k") else "-",
             "ok" if x.get("ok_at_tier_heap") else "FAILS", x.get("heap_peak_bytes") or "-",
             x.get("heap_steady_bytes") or "-", x.get("heap_after_stop_bytes") or "-",
@@ -379,6 +441,22 @@ def section(e):
     lines.append("  firmware / bare client smallest heap: ROMFS %s, frozen %s (goal <= %s); firmware's margin at %s: "
                  "ROMFS %s, frozen %s" % (e.get("ratio_romfs") or "-", e.get("ratio_frozen") or "-", e["goal_ratio"],
                                           e["tier_heap"], margin["margin_romfs_k"], margin["margin_frozen_k"]))
+    if any(n in v for n in TLS_VARIANTS):
+        tls_margin = {k: "%sK" % e[k] if e.get(k) is not None else "-" for k in ("tls_margin_romfs_k",
+                                                                                "tls_margin_frozen_k")}
+        lines.append("  over TLS (*_tls: axTLS on the GC heap, mqtt_as through sim/tlsfirst.py): firmware / bare "
+                     "client ROMFS %s, frozen %s; firmware's margin at %s: ROMFS %s, frozen %s" % (
+                         e.get("tls_ratio_romfs") or "-", e.get("tls_ratio_frozen") or "-", e["tier_heap"],
+                         tls_margin["tls_margin_romfs_k"], tls_margin["tls_margin_frozen_k"]))
+    for kind, x in e.get("tls_as_configured", {}).items():
+        if x.get("error"):
+            lines.append("  TLS as app/client.py configures it (%s): %s" % (kind, x["error"]))
+            continue
+        outcome = "CRASHED (signal %d)" % -x["returncode"] if x["crashed"] else \
+            "connected" if x["connected"] else "no connect, %d failures logged and retried (%s)%s" % (
+                x["connect_failures"], x["failure"], ", clean stop" if x["stopped"] else "")
+        lines.append("  TLS as app/client.py configures it (do_handshake=False), %s at %s: %s; broker: %s" % (
+            kind, x["heapsize"], outcome, "; ".join(x["broker_said"]) or "-"))
     for kind, probe in e.get("imports", {}).items():
         if "groups" in probe:
             lines.append("  heap by import (%s model, live bytes): %s; objects made at run time %d; steady live "

@@ -5,6 +5,8 @@
 # publishes it as a small JSON with QoS 1 every interval (the README's
 # "publish, then sleep"): while mqtt_as waits through an outage nothing is
 # sampled. No backlog, no tasks of its own beyond mqtt_as's; Ctrl-C disconnects.
+# With mqtt.tls it connects as mqtt_as's ESP8266 example does (do_handshake
+# False), or with FIREANT_TLS_FIRST through sim/tlsfirst.py (docs/esp8266.md).
 # Its "starting" line comes once the first connect() succeeded (the runner's
 # clock starts there).
 #
@@ -49,6 +51,14 @@ config["will"] = (("fireant/%s/status" % device).encode(), b"offline", True, 1)
 config["ssid"] = cfg["wifi"]["ssid"]
 config["wifi_pw"] = cfg["wifi"]["password"]
 config["queue_len"] = 1  # the event interface, as the README's example
+if m.get("tls"):  # as mqtt_as's ESP8266 example (tls8266.py), without client certificates
+    config["ssl"] = True
+    config["ssl_params"] = {"server_hostname": m["server"], "do_handshake": False}
+    if os.getenv("FIREANT_TLS_FIRST"):  # the ESP8266 model: sim/tlsfirst.py as mqtt_as's ssl
+        import tlsfirst
+
+        tlsfirst.install()
+        del tlsfirst
 TOPIC = m.get("topic", "sensors/environmental").encode()
 PIN = cfg["sensor"]["pin"]
 INTERVAL_MS = int(cfg["sensor"]["interval_s"] * 1000)

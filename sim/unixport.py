@@ -32,6 +32,8 @@ then gets SIGINT, which MicroPython raises as KeyboardInterrupt: the Ctrl-C path
   the real libraries against a Mosquitto only. program "bareclient" runs
   sim/bareclient.py instead of the firmware (the model only): the reference
   mqtt_as client, from /rom with the libraries (frozen in the frozen model).
+  The model has the ESP8266's TLS, axTLS on the GC heap; tls_first=True gives
+  mqtt_as sim/tlsfirst.py as its ssl (the handshake done before mqtt_as writes).
 """
 import json
 import os
@@ -260,7 +262,8 @@ class _Control:
 
 
 def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, broker=None,
-        heap_every_ms=500, until=None, max_seconds=None, workdir=None, interp="unix", program="unixrun"):
+        heap_every_ms=500, until=None, max_seconds=None, workdir=None, interp="unix", program="unixrun",
+        tls_first=False):
     """Run the firmware on the unix port and stop it with Ctrl-C; returns a Run.
 
     raw: config dict (sim.firmware.sim_config). faults: [(s, dict or callable)],
@@ -271,11 +274,15 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
     one). Never raises on a firmware failure (MemoryError, crash): the Run's
     returncode and lines tell. interp, program: see the module's docstring (the
     ESP8266 model takes libs "real" and a broker; build is then its own).
+    tls_first (the ESP8266 model): mqtt_as's `import ssl` gets sim/tlsfirst.py,
+    which finishes axTLS's handshake before mqtt_as writes (docs/esp8266.md, TLS).
     """
     if interp not in INTERPS:
         raise ValueError("interp: one of %s, got %r" % (", ".join(INTERPS), interp))
     if program not in PROGRAMS or (program != "unixrun" and interp == "unix"):
         raise ValueError("program %r: unixrun, or bareclient in the ESP8266 model" % program)
+    if tls_first and interp == "unix":
+        raise ValueError("tls_first: the ESP8266 model only (axTLS); the unix port's mbedtls needs nothing of it")
     if interp != "unix":
         libs, build = "real", "frozen" if interp == "esp8266-frozen" else "romfs"
     if libs is None:
@@ -301,6 +308,9 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
                    FIREANT_SIM_BROKER_LOG=broker_log, FIREANT_HEAP_MS=str(heap_every_ms), **extra)
         if "FIREANT_ROMFS" not in extra:
             env.pop("FIREANT_ROMFS", None)  # no partition: nothing mounted at /rom
+        env.pop("FIREANT_TLS_FIRST", None)
+        if tls_first:
+            env["FIREANT_TLS_FIRST"] = "1"
         if libs == "real":
             from sim.mosquitto import Subscriber
 

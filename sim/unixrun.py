@@ -2,6 +2,7 @@
 # plus, when FIREANT_HEAP_MS is set, a task that logs the heap in use after a
 # collection ("[ticks] heap: <live> live <free> free"). Kept off the board: a
 # device that wants this figure reads it from the REPL or the stats message.
+# FIREANT_TLS_FIRST (ESP8266 model): mqtt_as gets sim/tlsfirst.py as its ssl.
 import gc
 import os
 
@@ -21,6 +22,11 @@ async def _heap(period_ms):
 _period = int(os.getenv("FIREANT_HEAP_MS") or 0)
 if _period:
     asyncio.create_task(_heap(_period))  # asyncio.run() in app.run() runs it too
+if os.getenv("FIREANT_TLS_FIRST"):  # the ESP8266 model only (sim/tlsfirst.py)
+    import tlsfirst
+
+    tlsfirst.install()
+    del tlsfirst
 app.run()
 gc.collect()
 print("[%9d] heap: %d live %d free" % (ticks_ms(), gc.mem_alloc(), gc.mem_free()))

@@ -13,7 +13,8 @@ package.json) and MICROPYTHON below (the source of the ESP8266 RAM model).
 The cache ($FIREANT_CACHE, default ~/.cache/fireant):
 
     lib/<pins>/            mqtt_as/, primitives/ at the pinned commits
-    micropython/<commit>/  MicroPython's source tree
+    micropython/<commit>/  MicroPython's source tree, with the submodules the model
+                           needs (lib/axtls, lib/micropython-lib) at the commits it pins
     esp8266/<key>/         the ESP8266 RAM model (sim/esp8266), built from it with
                            gcc -m32; <key> hashes everything the build reads
 
@@ -35,10 +36,10 @@ from sim import paths
 
 MICROPYTHON = "1c3c201149f37fe8d81246191b3127bb198d6306"  # v1.29.0-preview-731, 2026-08-19
 MICROPYTHON_URL = "github:micropython/micropython"
-MODEL_DIR = os.path.join(paths.SIM, "esp8266")  # the variant and its flash module
-# What the model has in ROM besides asyncio (sim/esp8266/manifest.py).
+MODEL_DIR = os.path.join(paths.SIM, "esp8266")  # the variant and its C modules (flash/, axtls/)
+# What the model has in ROM besides asyncio and ssl (sim/esp8266/manifest.py).
 MODEL_FROZEN = [os.path.join(paths.BOARD, n + ".py") for n in ("simboard", "machine", "network", "dht", "esp")] + \
-    [os.path.join(paths.SIM, "unixrun.py")]
+    [os.path.join(paths.SIM, n) for n in ("unixrun.py", "tlsfirst.py")]
 
 
 def _digest(parts):
@@ -137,30 +138,65 @@ def fill_lib(gitdirs, say=print):
     return dest
 
 
+# The submodules of MicroPython's tree the model is built with, each exported at
+# the commit MicroPython pins when a DIR holds it: (path, a file that shows it is
+# there, what it is for).
+SUBMODULES = (
+    ("lib/axtls", "ssl/tls1.c", "the ESP8266's TLS (MICROPY_SSL_AXTLS)"),
+    ("lib/micropython-lib", "python-stdlib/ssl/ssl.py", "the ssl module the ESP8266 has frozen"),
+)
+
+
+def missing_submodules(src=None):
+    """[(path, what for)] of SUBMODULES the cached MicroPython tree lacks."""
+    src = src or micropython_src()
+    return [(path, why) for path, marker, why in SUBMODULES
+            if src is None or not os.path.isfile(os.path.join(src, path, marker))]
+
+
+def _fill_submodules(dest, gitdir, gitdirs, say):
+    """Export into dest each missing submodule at the commit MicroPython pins
+    (read from gitdir, a git directory holding MICROPYTHON), when a DIR holds it."""
+    for path, why in missing_submodules(dest):
+        entry = (_git(gitdir, "ls-tree", MICROPYTHON, path) or "").split()
+        commit = entry[2] if len(entry) > 2 else None
+        sub_git = _holding(gitdirs, commit) if commit else None
+        if sub_git is None:
+            say("micropython: %s (%s) not exported: no DIR holds %s" % (path, why, commit or "its commit"))
+            continue
+        target = os.path.join(dest, path)
+        tmp = target + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        _export(sub_git, commit, [], tmp)
+        shutil.rmtree(target, ignore_errors=True)  # git archive left it empty (or a placeholder)
+        os.replace(tmp, target)
+        say("micropython: %s at %s exported (from %s)" % (path, commit[:10], sub_git))
+
+
 def fill_micropython(gitdirs, say=print):
+    """MicroPython's tree at MICROPYTHON into the cache, with SUBMODULES; a tree
+    already cached gets the submodules it lacks."""
     dest = os.path.join(paths.cache_dir(), "micropython", MICROPYTHON)
+    gitdir = _holding(gitdirs, MICROPYTHON)
     if micropython_src():
         say("micropython: %s already cached" % MICROPYTHON[:10])
+        if missing_submodules(dest):
+            if gitdir is None:
+                raise RuntimeError("the cached MicroPython lacks %s: no git directory given holds %s at %s to read "
+                                   "their commits from" % (", ".join(p for p, _ in missing_submodules(dest)),
+                                                            MICROPYTHON_URL, MICROPYTHON))
+            _fill_submodules(dest, gitdir, gitdirs, say)
         return dest
-    gitdir = _holding(gitdirs, MICROPYTHON)
     if gitdir is None:
         raise RuntimeError("no git directory given holds %s at %s" % (MICROPYTHON_URL, MICROPYTHON))
     tmp = dest + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     _export(gitdir, MICROPYTHON, [], tmp)
-    # The frozen-manifest build insists on the micropython-lib submodule, though
-    # the model requires nothing from it: its pinned commit when a DIR has it.
-    sub = (_git(gitdir, "ls-tree", MICROPYTHON, "lib/micropython-lib") or "").split()
-    lib_git = _holding(gitdirs, sub[2]) if len(sub) > 2 else None
-    if lib_git:
-        _export(lib_git, sub[2], [], os.path.join(tmp, "lib", "micropython-lib"))
-    else:
-        with open(os.path.join(tmp, "lib", "micropython-lib", "README.md"), "w") as f:
-            f.write("Not exported: the ESP8266 model requires nothing from micropython-lib.\n")
+    _fill_submodules(tmp, gitdir, gitdirs, say)
     os.replace(tmp, dest)
-    say("micropython: %s exported (from %s%s)" % (MICROPYTHON[:10], gitdir,
-                                                  ", micropython-lib from " + lib_git if lib_git else ""))
+    say("micropython: %s exported (from %s)" % (MICROPYTHON[:10], gitdir))
     return dest
 
 
@@ -177,8 +213,11 @@ def _files_digest(files):
 
 def _model_inputs():
     variant = [os.path.join(MODEL_DIR, n) for n in ("mpconfigvariant.h", "mpconfigvariant.mk", "manifest.py")]
-    flash = [os.path.join(MODEL_DIR, "flash", n) for n in sorted(os.listdir(os.path.join(MODEL_DIR, "flash")))]
-    return variant + flash + MODEL_FROZEN
+    # The user C modules: flash/ (the ROMFS partition), axtls/ (axTLS on the GC heap).
+    modules = [os.path.join(MODEL_DIR, d, n) for d in sorted(os.listdir(MODEL_DIR))
+               if os.path.isdir(os.path.join(MODEL_DIR, d)) and not d.startswith((".", "__"))
+               for n in sorted(os.listdir(os.path.join(MODEL_DIR, d))) if not n.startswith(".")]
+    return variant + modules + MODEL_FROZEN
 
 
 def _frozen_inputs(lib):
@@ -206,6 +245,11 @@ def model_unavailable(frozen=False):
     if micropython_src() is None:
         return ("no MicroPython source in %s: ./fireant upstream --from DIR fills it from a clone or mirror of "
                 "micropython/micropython holding %s" % (paths.cache_dir(), MICROPYTHON[:10]))
+    missing = missing_submodules()
+    if missing:
+        return ("the cached MicroPython lacks %s: ./fireant upstream --from DIR exports them from clones or mirrors "
+                "of micropython/axtls and micropython/micropython-lib at the commits MicroPython %s pins"
+                % ("; ".join("%s (%s)" % m for m in missing), MICROPYTHON[:10]))
     if not _can_build_32bit():
         return "gcc cannot build 32-bit programs here: apt-get install gcc-multilib (./fireant upstream does)"
     return None
@@ -252,6 +296,21 @@ def model_exe(frozen=False, say=None):
             f.write("include(%r, base=False, lib=%r)\n" % (os.path.join(paths.ROOT, "manifest.py"), paths.lib_dir()))
     if say:
         say("building the ESP8266 model (%s) from MicroPython %s ..." % (key, MICROPYTHON[:10]))
+    # One build directory per layout, reused: make rebuilds what changed, but not
+    # what a changed mpconfigvariant.mk (flags, libraries) compiles differently.
+    # Its stamp names the variant last built there (and is stale if a build without
+    # one, an older checkout's, came after it).
+    variant = model_key(False)
+    stamp = os.path.join(build, "fireant-variant")
+    try:
+        with open(stamp) as f:
+            built = f.read()
+        if os.path.getmtime(os.path.join(build, "micropython")) > os.path.getmtime(stamp):
+            built = None
+    except OSError:
+        built = None
+    if built != variant:
+        shutil.rmtree(build, ignore_errors=True)
     log = os.path.join(paths.cache_dir(), "esp8266", "build-%s.log" % key)
     with open(log, "w") as f:
         for cmd in (["make", "-C", os.path.join(src, "mpy-cross"), "-j2"],
@@ -262,6 +321,8 @@ def model_exe(frozen=False, say=None):
             if p.returncode:
                 raise RuntimeError("building the ESP8266 model failed: see %s" % log)
     os.remove(log)
+    with open(stamp, "w") as f:
+        f.write(variant)
     os.makedirs(out, exist_ok=True)
     shutil.copyfile(os.path.join(build, "micropython"), exe + ".tmp")
     os.chmod(exe + ".tmp", 0o755)
@@ -277,6 +338,9 @@ def status():
     print("cache: %s" % paths.cache_dir())
     print("lib: %s" % (lib or "none (mqtt_as/primitives neither in lib/ nor cached)"))
     print("micropython source: %s" % (micropython_src() or "none"))
+    if micropython_src():
+        for path, why in missing_submodules():
+            print("  lacks %s (%s)" % (path, why))
     for frozen in (False, True):
         why = model_unavailable(frozen)
         name = "frozen" if frozen else "romfs"

@@ -24,6 +24,8 @@
 #define MICROPY_OPT_MAP_LOOKUP_CACHE   (0)
 #define MICROPY_PY_BUILTINS_COMPLEX    (0)
 #define MICROPY_MODULE___FILE__        (0)
+#define MICROPY_PY_HASHLIB_MD5         (0)
+#define MICROPY_PY_HASHLIB_SHA1        (MICROPY_PY_SSL && MICROPY_SSL_AXTLS)
 
 // mqtt_as and app/ take their ESP8266 branches.
 #define MICROPY_PY_SYS_PLATFORM        "esp8266"

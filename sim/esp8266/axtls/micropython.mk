@@ -1,0 +1,2 @@
+AXTLS_HEAP_DIR := $(USERMOD_DIR)
+SRC_USERMOD_C += $(AXTLS_HEAP_DIR)/axtls_heap.c
