@@ -8,6 +8,20 @@ def make(cfg, device, station, status):
     status (app.status.Status) back on every change of the connection."""
     from mqtt_as import MQTTClient, config as defaults
 
+    class Client(MQTTClient):
+        async def connect(self, *, quick=False):
+            # mqtt_as's own reconnect loop retries on OSError only: any other
+            # failure there (ssl's ValueError for a certificate, a MemoryError)
+            # would end it for good, and the node would never reach the broker again.
+            try:
+                await MQTTClient.connect(self, quick=quick)
+            except OSError:
+                raise
+            except Exception as e:
+                if not self._has_connected:  # the first connect's: app/connect.py reads them
+                    raise
+                raise OSError(-1, "%s: %s" % (type(e).__name__, e))
+
     m = cfg["mqtt"]
     c = dict(defaults)
     c["client_id"] = device.encode()
@@ -34,7 +48,7 @@ def make(cfg, device, station, status):
 
             params["cert_reqs"] = ssl.CERT_REQUIRED
         c["ssl_params"] = params
-    client = MQTTClient(c)
+    client = Client(c)
     client.tls = c["ssl_params"]  # the dict mqtt_as wraps each connection with
     # mqtt_as reaches the radio only through _sta_if (pinned commit): it gets a
     # view that can look but not join or leave, so the Wi-Fi task stays its one owner.

@@ -166,6 +166,9 @@ def validate(raw, min_interval_s=None, platform=None):
         if mqtt["ca"]:
             _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
                              "support): remove mqtt.ca, or use an ESP32")
+        if mqtt["tls"]:
+            _fail("mqtt.tls", "not on an ESP8266: axTLS needs ~12 KB of the heap the firmware has not got, and "
+                              "cannot handshake under mqtt_as (docs/esp8266.md); use an ESP32 for TLS")
         if cfg["queue"]["size"] > _ESP8266_QUEUE:
             _fail("queue.size", "an ESP8266 has room for at most %d readings (docs/esp8266.md), got %d: use an "
                                 "ESP32 for more" % (_ESP8266_QUEUE, cfg["queue"]["size"]))

@@ -4,10 +4,12 @@
 Needed until then only: publisher.py drops this module and dns.py afterwards,
 since mqtt_as keeps the address and reconnects on its own.
 
-mqtt.ca may hold several certificates (PEM or DER: a chain, a bundle); the ssl
-module takes one as cadata (MicroPython's unix port parses no PEM at all), so
-one is given at a time and a failed verification moves on to the next: the
+mqtt.ca may hold several certificates (PEM or DER: a chain, a bundle). A PEM file
+is first given whole, every certificate trusted (an ESP32's mbedtls parses PEM);
+where ssl refuses it, or for DER, one certificate at a time (ssl takes one DER
+certificate as cadata), and a failed verification moves on to the next: the
 first that verifies the broker stays for every later reconnection."""
+import gc
 import time
 
 from . import board
@@ -40,15 +42,18 @@ def reason(e):
 
 
 def certificate(path, index):
-    """The index-th certificate in path (PEM blocks, or DER one after another), as
-    DER; None past the last. Raises OSError when the file cannot be read."""
+    """What to give ssl as cadata on the index-th try: for PEM, first the whole file,
+    then each certificate as DER; for DER, each certificate. None past the last.
+    Raises OSError when the file cannot be read."""
     with open(path, "rb") as f:
         data = f.read()
     if b"-----BEGIN" in data:
         from binascii import a2b_base64
 
+        if not index:
+            return data
         end = 0
-        for _ in range(index + 1):
+        for _ in range(index):
             begin = data.find(b"-----BEGIN CERTIFICATE-----", end)
             if begin < 0:
                 return None
@@ -82,8 +87,8 @@ async def first_connect(node, client, cfg):
             client.server = await resolve(server, board.dns_server())
             await client.connect(quick=True)  # the link is already up: skip the 5 s check
             node.client_started = True
-            forget("dns")
-            forget("connect")
+            for name in ("dns", "ntp", "connect"):
+                forget(name)
             return
         except Exception as e:  # OSError, ssl's ValueError: every failure is retried, and said
             delay = backoff_ms(attempt, lo, hi)
@@ -91,6 +96,7 @@ async def first_connect(node, client, cfg):
             log("mqtt", "cannot connect to %s: %s; retry in %d ms" % (server, reason(e), delay))
             if ca and isinstance(e, ValueError):  # not verified with this one: the next, round and round
                 which = which + 1 if certificate(ca, which + 1) else 0
+                gc.collect()  # mbedtls drops the socket it failed on without closing it
         await sleep_ms(delay)
 
 

@@ -6,11 +6,14 @@ connect() on a station that is already up (on an ESP32 the IDF refuses with
 "Wifi Internal Error" while it is joining: upstream #59, #64), and after every
 broker outage it drops the station and joins again, though Wi-Fi was fine.
 
-Both chips' drivers re-join by themselves once the access point is back (the
-ESP32's IDF and the ESP8266's SDK retry for ever), so after a drop the driver is
-left to it for wifi.timeout_s. Only when that passes, or the driver reports a
-wrong password, does this task disconnect (no connect() while the driver is at
-it) and ask again after a capped, jittered backoff.
+At boot the station is asked to join whatever it is doing: only connect() hands
+DHCP the host name (an ESP8266 joins its saved network by itself at power-on,
+with the SDK's name). Both chips' drivers re-join by themselves once the access
+point is back (the ESP32's IDF and the ESP8266's SDK retry for ever), so after a
+drop the driver is left to it for wifi.timeout_s; then, or once it has reported a
+wrong password for a while (an ESP32's status keeps the last failure's reason
+until it joins), this task backs off, capped and jittered, with the driver still
+trying, and asks again (disconnect first: an ESP32 refuses connect() while it joins).
 """
 from time import ticks_diff, ticks_ms
 
@@ -20,6 +23,7 @@ from . import board
 from .node import backoff_ms, log, sleep_ms
 
 _POLL_MS = const(250)
+_WRONG_PASSWORD_MS = const(5000)  # an ESP32's status says the last failure's reason until it joins
 
 
 class Link:
@@ -53,7 +57,10 @@ def _ask(sta, ssid, password):
         sta.disconnect()  # whatever the driver was doing: an ESP32 refuses connect() while it joins
     except OSError:
         pass
-    sta.connect(ssid, password)
+    try:
+        sta.connect(ssid, password)
+    except OSError as e:  # the driver refused; the next attempt comes after the timeout
+        log("wifi", "the driver refused to join: %r" % e)
 
 
 async def run(node, wifi):
@@ -67,7 +74,9 @@ async def run(node, wifi):
     timeout = int(wifi["timeout_s"] * 1000)
     lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
     attempt = 0
-    since = None  # when the driver was last asked to join, or lost the link: it is at it since
+    if ssid:
+        _ask(sta, ssid, password)
+    since = ticks_ms()  # when the driver was last asked to join, or lost the link: it is at it since
     while True:
         up = sta.isconnected()
         if up != node.wifi_up:
@@ -79,21 +88,16 @@ async def run(node, wifi):
                 node.wifi_drops += 1
                 since = ticks_ms()
                 log("wifi", "link lost; the driver re-joins")
-        if not (up or not ssid):
-            if since is None:  # at boot; the join an ESP8266 starts by itself at power-on is kept
-                if not (sta.status() == board.STAT_CONNECTING and sta.config("essid") == ssid):
-                    _ask(sta, ssid, password)
-                since = ticks_ms()
-            elif ticks_diff(ticks_ms(), since) >= timeout or sta.status() == board.STAT_WRONG_PASSWORD:
-                why = board.status_name(sta.status())
-                try:
-                    sta.disconnect()
-                except OSError:
-                    pass
-                delay = backoff_ms(attempt, lo, hi)
-                attempt += 1
-                log("wifi", "could not join %r (%s); retry in %d ms" % (ssid, why, delay))
-                await sleep_ms(delay)
+        waited = ticks_diff(ticks_ms(), since)
+        if ssid and not up and (waited >= timeout or (
+                waited >= min(timeout, _WRONG_PASSWORD_MS) and sta.status() == board.STAT_WRONG_PASSWORD)):
+            delay = backoff_ms(attempt, lo, hi)
+            attempt += 1
+            log("wifi", "could not join %r (%s); retry in %d ms" % (ssid, board.status_name(sta.status()), delay))
+            t0 = ticks_ms()
+            while ticks_diff(ticks_ms(), t0) < delay and not sta.isconnected():
+                await sleep_ms(_POLL_MS)  # the driver keeps trying meanwhile: a link back ends the wait
+            if not sta.isconnected():
                 _ask(sta, ssid, password)
-                since = ticks_ms()
+            since = ticks_ms()
         await sleep_ms(_POLL_MS)

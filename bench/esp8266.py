@@ -50,18 +50,16 @@ VARIANTS = {
     "bare_romfs": ("esp8266", "bareclient", 14, 22),
     "bare_frozen": ("esp8266-frozen", "bareclient", 10, 18),
 }
-# The same four over TLS (mqtt.tls, no mqtt.ca, as an ESP8266 allows): the model's
-# axTLS, its buffers on the GC heap as on a board, against the broker's TLS
-# listener. mqtt_as gets sim/tlsfirst.py as its ssl (the handshake finished before
-# mqtt_as writes): as app/client.py configures it (do_handshake=False), axTLS
-# never connects; that is measured apart (tls_as_configured).
+# The bare client over TLS (mqtt.tls, no mqtt.ca): the model's axTLS, its buffers
+# on the GC heap as on a board, against the broker's TLS listener, mqtt_as given
+# sim/tlsfirst.py as its ssl (the handshake finished before mqtt_as writes: with
+# do_handshake=False axTLS sends the CONNECT mid-handshake). What TLS itself costs
+# on an ESP8266. Not the firmware: config.py refuses mqtt.tls on an ESP8266 (its
+# figures, measured before that rule, are in docs/esp8266.md).
 TLS_VARIANTS = {
-    "firmware_romfs_tls": ("esp8266", "unixrun", 36, 44),
-    "firmware_frozen_tls": ("esp8266-frozen", "unixrun", 26, 34),
     "bare_romfs_tls": ("esp8266", "bareclient", 22, 30),
     "bare_frozen_tls": ("esp8266-frozen", "bareclient", 18, 26),
 }
-TLS_AS_CONFIGURED_S = 8  # the firmware as configured, at the tier's heap: long enough for a few attempts
 FLOOR_K, CEIL_K = 8, 48  # never looked for below / above (an ESP8266 has 38)
 TITLE = "firmware and a bare mqtt_as client on the ESP8266 RAM model (32-bit, ESP8266 object model)"
 
@@ -141,28 +139,6 @@ def _variant(name, out, short):
             entry["smallest_heap_k"], entry["bisection"] = _smallest(raw, lo, hi, kw)
     except (RuntimeError, OSError) as e:
         entry["error"] = str(e)
-
-
-def tls_as_configured(interp, heapsize=None, seconds=TLS_AS_CONFIGURED_S):
-    """The firmware over TLS as app/client.py configures mqtt_as (do_handshake=False),
-    no tlsfirst: what its connects come to at heapsize (the tier's by default).
-    crashed: the process died of a signal (SIGSEGV: axTLS used a NULL from its
-    allocator; a board would reset)."""
-    heapsize = heapsize or unixport.ESP8266_HEAP
-    with Mosquitto(tls=True) as broker:
-        r = unixport.run(_config(broker, True), heapsize=heapsize, interp=interp, broker=broker, seconds=seconds,
-                         heap_every_ms=0)
-        broker_log = broker.log()
-    failures = r.logged("mqtt: cannot connect to ")
-    return {"run": r.describe() + ", over TLS as app/client.py configures it", "heapsize": heapsize,
-            "returncode": r.returncode, "crashed": bool(r.returncode and r.returncode < 0),
-            "connected": bool(r.logged("mqtt: connected")), "readings": len(r.readings()),
-            "connect_failures": len(failures), "stopped": r.stopped(),
-            "failure": failures[0].split("cannot connect to ", 1)[1].split(": ", 1)[1].rsplit("; retry", 1)[0]
-            if failures else None,
-            "broker_said": sorted({line.split(": ", 1)[1] for line in broker_log.splitlines()
-                                   if "failed: " in line or "OpenSSL Error" in line}),
-            "last_lines": r.lines[-4:]}
 
 
 def _smallest(raw, lo, hi, kw):
@@ -405,12 +381,6 @@ def measure(short=False):
         for t in threads:
             t.join()
     entry.update(summary(variants, unixport.ESP8266_HEAP))
-    entry["tls_as_configured"] = {}
-    for interp, kind in (("esp8266", "romfs"), ("esp8266-frozen", "frozen")):
-        try:
-            entry["tls_as_configured"][kind] = tls_as_configured(interp)
-        except (RuntimeError, OSError) as e:
-            entry["tls_as_configured"][kind] = {"error": str(e)}
     entry["imports"] = {}
     with Mosquitto() as broker:
         for interp, kind in (("esp8266", "romfs"), ("esp8266-frozen", "frozen")):
@@ -442,21 +412,8 @@ def section(e):
                  "ROMFS %s, frozen %s" % (e.get("ratio_romfs") or "-", e.get("ratio_frozen") or "-", e["goal_ratio"],
                                           e["tier_heap"], margin["margin_romfs_k"], margin["margin_frozen_k"]))
     if any(n in v for n in TLS_VARIANTS):
-        tls_margin = {k: "%sK" % e[k] if e.get(k) is not None else "-" for k in ("tls_margin_romfs_k",
-                                                                                "tls_margin_frozen_k")}
-        lines.append("  over TLS (*_tls: axTLS on the GC heap, mqtt_as through sim/tlsfirst.py): firmware / bare "
-                     "client ROMFS %s, frozen %s; firmware's margin at %s: ROMFS %s, frozen %s" % (
-                         e.get("tls_ratio_romfs") or "-", e.get("tls_ratio_frozen") or "-", e["tier_heap"],
-                         tls_margin["tls_margin_romfs_k"], tls_margin["tls_margin_frozen_k"]))
-    for kind, x in e.get("tls_as_configured", {}).items():
-        if x.get("error"):
-            lines.append("  TLS as app/client.py configures it (%s): %s" % (kind, x["error"]))
-            continue
-        outcome = "CRASHED (signal %d)" % -x["returncode"] if x["crashed"] else \
-            "connected" if x["connected"] else "no connect, %d failures logged and retried (%s)%s" % (
-                x["connect_failures"], x["failure"], ", clean stop" if x["stopped"] else "")
-        lines.append("  TLS as app/client.py configures it (do_handshake=False), %s at %s: %s; broker: %s" % (
-            kind, x["heapsize"], outcome, "; ".join(x["broker_said"]) or "-"))
+        lines.append("  over TLS (*_tls: axTLS on the GC heap, mqtt_as through sim/tlsfirst.py): the bare client "
+                     "only; the firmware's is refused on an ESP8266 by config.py (docs/esp8266.md, TLS)")
     for kind, probe in e.get("imports", {}).items():
         if "groups" in probe:
             lines.append("  heap by import (%s model, live bytes): %s; objects made at run time %d; steady live "

@@ -67,20 +67,12 @@ def test_esp8266_model_tls_figures_from_a_known_record():
 
     variants = {name: {"smallest_heap_k": k, "ok_at_tier_heap": k <= 33}
                 for name, k in (("firmware_romfs", 31), ("firmware_frozen", 21), ("bare_romfs", 18),
-                                ("bare_frozen", 14), ("firmware_romfs_tls", 42), ("firmware_frozen_tls", 33),
-                                ("bare_romfs_tls", 30), ("bare_frozen_tls", 28))}
+                                ("bare_frozen", 14), ("bare_romfs_tls", 30), ("bare_frozen_tls", 28))}
     s = esp8266.summary(variants, "33K")
-    assert s["smallest_heap_k"]["firmware_romfs_tls"] == 42
-    assert s["tls_ratio_romfs"] == 1.4 and s["tls_ratio_frozen"] == 1.18
-    assert s["tls_margin_romfs_k"] == -9 and s["tls_margin_frozen_k"] == 0 and s["margin_k"] == 2
-    entry = dict(s, title="t", scenario="sc", tier_heap="33K", goal_ratio=1.4, tls_as_configured={
-        "romfs": {"heapsize": "33K", "crashed": True, "returncode": -11, "connected": False, "broker_said": []},
-        "frozen": {"heapsize": "33K", "crashed": False, "returncode": 0, "connected": False, "connect_failures": 8,
-                   "failure": "Connection closed by host", "stopped": True, "broker_said": ["x: unexpected record."]}})
-    text = esp8266.section(entry)
-    assert "firmware_frozen_tls" in text and "ROMFS -9K, frozen 0K" in text
-    assert "romfs at 33K: CRASHED (signal 11)" in text
-    assert "frozen at 33K: no connect, 8 failures logged and retried (Connection closed by host), clean stop" in text
+    assert s["smallest_heap_k"]["bare_romfs_tls"] == 30 and s["margin_k"] == 2
+    assert "tls_ratio_romfs" not in s  # the firmware does not run TLS on an ESP8266
+    text = esp8266.section(dict(s, title="t", scenario="sc", tier_heap="33K", goal_ratio=1.4))
+    assert "bare_frozen_tls" in text and "refused on an ESP8266 by config.py" in text
     # Without TLS entries (an older record) nothing TLS is shown.
     plain = {k: v for k, v in variants.items() if not k.endswith("_tls")}
     assert "tls" not in esp8266.section(dict(esp8266.summary(plain, "33K"), title="t", scenario="sc",

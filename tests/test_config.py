@@ -79,6 +79,8 @@ def test_what_an_esp8266_cannot_do_is_refused_by_name():
     with pytest.raises(ConfigError, match="mqtt.ca: an ESP8266 cannot verify"):
         config.validate(raw, platform="esp8266")
     assert config.validate(raw, platform="esp32")["mqtt"]["ca"] == "ca.pem"
+    with pytest.raises(ConfigError, match="mqtt.tls: not on an ESP8266"):
+        config.validate({"mqtt": {"server": "b", "tls": True}}, platform="esp8266")
     big = {"mqtt": {"server": "b"}, "queue": {"size": 500}}
     with pytest.raises(ConfigError, match="queue.size: an ESP8266 has room for at most 128 readings"):
         config.validate(big, platform="esp8266")

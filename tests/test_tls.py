@@ -14,6 +14,7 @@ The ESP8266's refusal of mqtt.ca (axTLS cannot verify) is the validator's: see
 tests/test_config.py and tests/mpy/config_errors.py, which run on MicroPython.
 """
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -62,10 +63,13 @@ async def test_a_wrong_ca_is_refused_said_and_retried(broker, other_ca):
     r = await run(tls_config(broker, "tls-wrongca", other_ca), broker, seconds=6)
     failed = attempts(r)
     assert len(failed) >= 2, r.output()  # retried, with backoff
-    assert all("ValueError: The certificate is not correctly signed by the trusted CA" in f for f in failed), failed
+    # (the PEM file whole first: this unix port's mbedtls parses no PEM, "invalid cert")
+    assert all("ValueError: invalid cert" in f or "ValueError: The certificate is not correctly signed by the trusted CA"
+               in f for f in failed), failed
+    assert any("not correctly signed" in f for f in failed), failed
     assert not r.readings() and not r.logged("Traceback") and not r.logged("crashed")
-    assert "'restarts': 0" in r.logged("app: stopped")[0]
-    assert "'seq': " in r.logged("app: stopped")[0] and "'seq': 0," not in r.logged("app: stopped")[0]
+    stats = json.loads(r.logged("app: stopped")[0].split("app: stopped: ", 1)[1])
+    assert stats["restarts"] == 0 and stats["seq"] > 0  # sensing went on
 
 
 @pytest.mark.skipif(not os.path.exists(FAKETIME), reason="libfaketime is not installed (apt-get install faketime; "
@@ -102,7 +106,10 @@ async def test_a_ca_bundle_is_tried_certificate_by_certificate(broker, other_ca,
     r = await run(tls_config(broker, "tls-bundle", str(bundle)), broker, seconds=3, until=connected("tls-bundle"),
                   max_seconds=30)
     failed = attempts(r)
-    assert len(failed) == 1 and "ValueError" in failed[0], r.output()  # the first certificate did not verify
+    # The whole PEM first (this unix port's mbedtls parses no PEM: "invalid cert"), then
+    # each certificate: the first did not sign the broker's, the second did.
+    assert [f.split(": ValueError: ")[1].split(";")[0] for f in failed] == [
+        "invalid cert", "The certificate is not correctly signed by the trusted CA"], r.output()
     assert r.readings(), r.output()
 
 

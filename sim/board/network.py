@@ -8,10 +8,12 @@ Both chips (ports/esp32/network_wlan.c, ports/esp8266/network_wlan.c):
   with another password never succeeds and status() is STAT_WRONG_PASSWORD;
 - after connect() the driver re-joins by itself whenever the medium comes back
   (the IDF and the SDK both retry for ever), until disconnect();
-- network.hostname() takes at most 32 characters: ValueError above.
+- network.hostname() takes at most 32 characters: ValueError above; DHCP gets
+  the name set when connect() is called (config("dhcp_hostname") tells which).
 ESP32: connect() while the driver is connecting or connected raises
 OSError("Wifi Internal Error") (the IDF's "sta is connecting, return error");
-status() is STAT_NO_AP_FOUND while it retries with no access point in reach.
+status() says the last failure's reason (STAT_NO_AP_FOUND, STAT_WRONG_PASSWORD)
+until the station joins, across disconnect() and connect().
 ESP8266: connect(ssid, key) saves the network (to "flash": a file in the working
 directory on the unix port), connect() with no arguments joins the saved one, and
 at power-on the station joins the saved network by itself. Its status codes are
@@ -77,6 +79,7 @@ class _WLAN:
         self._if = interface
         self._active = False
         self._want = False  # connect() called, disconnect() not: the driver keeps trying
+        self._reason = None  # the ESP32's last failure, kept until it joins
         self._key = None
         self._since = 0
         self._config = {"essid": "", "dhcp_hostname": _hostname}
@@ -106,6 +109,7 @@ class _WLAN:
             if ESP8266:
                 with open(_SAVED, "w") as f:
                     f.write("%s\n%s" % (ssid, key or ""))
+        self._config["dhcp_hostname"] = _hostname
         self._want = True
         self._since = simboard.ticks_ms()
 
@@ -128,14 +132,19 @@ class _WLAN:
         if param == "rssi":
             return -60
         if self.isconnected():
+            self._reason = None
             return STAT_GOT_IP
-        if not self._want:
-            return STAT_IDLE
-        if not self._password_ok():
-            return STAT_WRONG_PASSWORD
-        if simboard.link_up_for_ms() < 0:
-            return STAT_NO_AP_FOUND
-        return STAT_CONNECTING
+        now = None
+        if self._want and not self._password_ok():
+            now = STAT_WRONG_PASSWORD
+        elif self._want and simboard.link_up_for_ms() < 0:
+            now = STAT_NO_AP_FOUND
+        if not ESP8266:
+            self._reason = now or self._reason
+            now = self._reason
+        if now is not None:
+            return now
+        return STAT_CONNECTING if self._want else STAT_IDLE
 
     def ifconfig(self, config=None):
         if self.isconnected() or self._if == AP_IF:

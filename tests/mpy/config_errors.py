@@ -36,7 +36,8 @@ for raw in BAD:
     except ConfigError as e:
         print(e)
 
-for raw in ({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, {"mqtt": {"server": "b"}, "queue": {"size": 500}}):
+for raw in ({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, {"mqtt": {"server": "b", "tls": True}},
+            {"mqtt": {"server": "b"}, "queue": {"size": 500}}):
     try:
         validate(raw, platform="esp8266")
     except ConfigError as e:
