@@ -648,8 +648,8 @@ def print_builtin_plan(p, layout, libs):
 
 def warn_config(cfg):
     """Say, as the board will at boot, where the broker password would travel unverified."""
-    for w in _config_module().warnings(cfg):
-        print("deploy.py: warning: %s" % w, file=sys.stderr)
+    for w in _config_module().warnings(cfg):  # with the plan, on stdout: stderr is for what stops it
+        print("deploy.py: warning: %s" % w, flush=True)
 
 
 def cmd_deploy(args):

@@ -76,6 +76,10 @@ class Firmware:
             except Exception as e:  # TimeoutError, OSError, MemoryError
                 said = False
                 log("app", "could not publish offline (%r): the will says it" % e)
+        # mqtt_as's disconnect() cancels its per-connection tasks, which belong to the
+        # loop Ctrl-C ended: cancelled, they would be queued in this one and run again,
+        # and what was queued behind them with them (heartbeat, sampler). Forget them.
+        self.client._tasks.clear()
         try:
             if not said:
                 raise OSError  # a clean DISCONNECT would make the broker discard the will

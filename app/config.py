@@ -49,6 +49,11 @@ MIN_INTERVAL_S = {"DHT22": 2, "DHT11": 1}
 _TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic")
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _ESP8266_QUEUE = 128  # runs in the ESP8266 model's 33K with the firmware as ROMFS
+# GPIOs a DHT's data line (in and out, pulled up) and an LED (out) can use, per chip.
+# ESP8266: 6-11 hold the flash, 1 and 3 are the REPL's UART, 16 has no pull-up.
+# ESP32: 6-11 hold the flash, 34-39 are inputs only, 20, 24 and 28-33 do not exist.
+_PINS = {"esp8266": ((0, 2, 4, 5, 12, 13, 14, 15), (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)),
+         "esp32": (tuple(p for p in range(34) if p not in (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31)),) * 2}
 
 
 class ConfigError(ValueError):
@@ -162,6 +167,12 @@ def validate(raw, min_interval_s=None, platform=None):
         problem = _topic_problem(_lookup(cfg, key).replace("{device}", device or "fireant-0"))
         if problem:
             _fail(key, problem)
+    if platform in _PINS:
+        for key, pin, usable in (("sensor.pin", cfg["sensor"]["pin"], _PINS[platform][0]),
+                                 ("led.pin", cfg["led"]["pin"], _PINS[platform][1])):
+            if pin is not None and pin not in usable:
+                _fail(key, "GPIO %d cannot be used for that on an %s; these can: %s"
+                      % (pin, platform.upper(), ", ".join(str(p) for p in usable)))
     if platform == "esp8266":
         if mqtt["ca"]:
             _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "

@@ -10,6 +10,7 @@ A reply counts only when it comes from the server asked (any host, for mDNS),
 carries our random id and our question, and holds an A record for the name
 asked or for a CNAME of it. Anything else is ignored and the wait goes on.
 """
+import select
 import socket
 from random import getrandbits
 from time import ticks_diff, ticks_ms
@@ -61,9 +62,10 @@ def _name(buf, i):
     raise IndexError
 
 
-def _answer(buf, qid, qname):
+def _answer(buf, qid, qname, mdns=False):
     """Our answer's address (str); None for a packet that is not our answer; raises
-    OSError when the server says the name does not exist. qname: bytes, lower case."""
+    OSError when the server says the name does not exist (a DNS server: an mDNS
+    message with an error code is ignored, RFC 6762 18.11). qname: bytes, lower case."""
     if len(buf) < 12 or (buf[0] << 8 | buf[1]) != qid or not buf[2] & 0x80:
         return None  # not a response to our query
     try:
@@ -73,6 +75,8 @@ def _answer(buf, qid, qname):
         if name != qname or buf[i:i + 4] != b"\x00\x01\x00\x01":
             return None  # another question
         rcode = buf[3] & 0x0F
+        if rcode and mdns:
+            return None
         if rcode:
             raise OSError("DNS answered rcode %d (%s)" % (rcode, "no such name" if rcode == 3 else "failure"))
         i += 4
@@ -96,26 +100,32 @@ def _answer(buf, qid, qname):
 
 
 async def ask(what, server, request, answer, timeout_ms, anyone=False):
-    """Send one UDP request to server (ip, port) and poll for the reply without
+    """Send one UDP request to server (ip, port), again at half the timeout (one
+    lost datagram must not cost a whole attempt), and wait for the reply without
     blocking: answer(data) returns the result, or None for a packet to ignore.
     Replies from another address are ignored unless anyone. Raises OSError on
     timeout, naming what was asked (and whatever answer raises)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
+        ready = select.poll()  # recvfrom() on lwIP allocates its buffer even when nothing came
+        ready.register(s, select.POLLIN)
         to = socket.getaddrinfo(server[0], server[1])[0][-1]
         s.sendto(request, to)
-        t0 = ticks_ms()
+        t0, resent = ticks_ms(), False
         while ticks_diff(ticks_ms(), t0) < timeout_ms:
-            try:
-                data, sender = s.recvfrom(512)
-            except OSError:  # EAGAIN: nothing yet
+            if not ready.poll(0):
+                if not resent and ticks_diff(ticks_ms(), t0) >= timeout_ms // 2:
+                    s.sendto(request, to)
+                    resent = True
                 await sleep_ms(20)
                 continue
+            data, sender = s.recvfrom(512)
             if anyone or sender == to:
                 result = answer(data)
                 if result is not None:
                     return result
+            await sleep_ms(0)  # junk: let the other tasks run before the next packet
         raise OSError("%s %s did not answer in %d ms" % (what, server[0], timeout_ms))
     finally:
         s.close()
@@ -126,8 +136,9 @@ async def resolve(name, server, timeout_ms=3000):
     server: (ip, port) of the DNS server; names ending in .local go to mDNS."""
     if is_ip(name):
         return name
+    name = name.rstrip(".")
     mdns = name.lower().endswith(".local")
     qid = getrandbits(16)
-    qname = name.lower().rstrip(".").encode()
+    qname = name.lower().encode()
     return await ask("mDNS" if mdns else "DNS server", board.mdns_server() if mdns else server,
-                     _query(name.rstrip("."), qid), lambda data: _answer(data, qid, qname), timeout_ms, mdns)
+                     _query(name, qid), lambda data: _answer(data, qid, qname, mdns), timeout_ms, mdns)

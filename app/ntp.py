@@ -5,6 +5,7 @@ An ESP32 checks a TLS certificate's dates against its clock, which reads
 is set. Loaded only then (app/connect.py), before the first TLS connection.
 """
 import struct
+from random import getrandbits
 
 from . import board
 from .dns import ask, resolve
@@ -12,9 +13,11 @@ from .dns import ask, resolve
 _NTP_TO_UNIX = 2208988800  # seconds from 1900 to 1970
 
 
-def _seconds(data):
-    # A server's reply (mode 4) with a transmit time; anything else is ignored.
-    if len(data) < 48 or data[0] & 7 != 4:
+def _seconds(data, sent):
+    # A synchronised server's reply (mode 4, leap indicator not 3, stratum not 0: a
+    # kiss-o'-death) to our request (its originate time is our transmit time, sent),
+    # with a transmit time; anything else is ignored.
+    if len(data) < 48 or data[0] & 7 != 4 or data[0] >> 6 == 3 or not data[1] or data[24:32] != sent:
         return None
     t = struct.unpack("!I", data[40:44])[0]
     if not t:
@@ -29,7 +32,10 @@ async def sync(server, timeout_ms=3000):
     1970. Raises OSError when no answer comes within timeout_ms."""
     request = bytearray(48)
     request[0] = 0x23  # version 4, client
+    struct.pack_into("!II", request, 40, getrandbits(32), getrandbits(32))  # a nonce, echoed back
+    sent = bytes(request[40:48])
     address = await resolve(server, board.dns_server(), timeout_ms)
-    utc = await ask("NTP server", (address, board.ntp_port()), request, _seconds, timeout_ms)
+    utc = await ask("NTP server", (address, board.ntp_port()), request, lambda data: _seconds(data, sent),
+                    timeout_ms)
     board.set_clock(utc)
     return utc

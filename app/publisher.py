@@ -23,18 +23,16 @@ def head(device, location):
     return ('{"device": %s, "location": %s, ' % (json.dumps(device), json.dumps(location))).encode()
 
 
-def _tenths(v):
-    return b"%s%d.%d" % (b"-" if v < 0 else b"", abs(v) // 10, abs(v) % 10)
-
-
 def payload(head, reading):
-    """The reading as JSON bytes; integer arithmetic only (a board's floats are
-    single precision: 22.3 would print as 22.29999)."""
+    """The reading as JSON bytes, in one allocation; integer arithmetic only (a
+    board's floats are single precision: 22.3 would print as 22.29999)."""
     seq, uptime_ms, t10, h10 = reading  # tenths of a degree C and of a percent
     f100 = t10 * 18 + 3200  # hundredths of a degree F
     f10 = (f100 + 5) // 10 if f100 >= 0 else -((5 - f100) // 10)
-    return b'%s"seq": %d, "uptime_ms": %d, "temperature_C": %s, "temperature_F": %s, "humidity": %s}' % (
-        head, seq, uptime_ms, _tenths(t10), _tenths(f10), _tenths(h10))
+    t, f = abs(t10), abs(f10)
+    return b'%s"seq": %d, "uptime_ms": %d, "temperature_C": %s%d.%d, "temperature_F": %s%d.%d, "humidity": %d.%d}' % (
+        head, seq, uptime_ms, b"-" if t10 < 0 else b"", t // 10, t % 10, b"-" if f10 < 0 else b"", f // 10, f % 10,
+        h10 // 10, h10 % 10)
 
 
 async def run(node, client, backlog, cfg, readings):

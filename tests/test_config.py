@@ -81,6 +81,23 @@ def test_what_an_esp8266_cannot_do_is_refused_by_name():
     assert config.validate(raw, platform="esp32")["mqtt"]["ca"] == "ca.pem"
     with pytest.raises(ConfigError, match="mqtt.tls: not on an ESP8266"):
         config.validate({"mqtt": {"server": "b", "tls": True}}, platform="esp8266")
+
+
+@pytest.mark.parametrize("platform, section, pin", [
+    ("esp8266", "sensor", 7), ("esp8266", "sensor", 16), ("esp8266", "sensor", 1), ("esp8266", "led", 9),
+    ("esp32", "sensor", 35), ("esp32", "led", 6), ("esp32", "led", 20)])
+def test_a_pin_the_chip_cannot_use_is_refused_by_name(platform, section, pin):
+    raw = {"mqtt": {"server": "b"}, section: {"pin": pin}}
+    with pytest.raises(ConfigError, match="%s.pin: GPIO %d cannot be used for that on an %s"
+                       % (section, pin, platform.upper())):
+        config.validate(raw, platform=platform)
+    config.validate(raw)  # the host without a board knows no chip
+
+
+def test_the_defaults_suit_both_chips():
+    for platform in ("esp8266", "esp32"):
+        cfg = config.validate({"mqtt": {"server": "b"}}, platform=platform)
+        assert (cfg["sensor"]["pin"], cfg["led"]["pin"]) == (5, 2)
     big = {"mqtt": {"server": "b"}, "queue": {"size": 500}}
     with pytest.raises(ConfigError, match="queue.size: an ESP8266 has room for at most 128 readings"):
         config.validate(big, platform="esp8266")

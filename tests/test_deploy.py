@@ -343,12 +343,12 @@ def test_dry_run_without_a_board_prints_the_plan(monkeypatch, capsys, settings):
 
     monkeypatch.setattr(list_ports, "comports", lambda: [])
     assert deploy.main(["--dry-run", "--config", str(settings[0]), "--secrets", str(settings[1])]) == 0
-    out, err = capsys.readouterr()
+    out = capsys.readouterr().out
     assert "without a board (no board found)" in out
     assert "github:peterhinch/micropython-mqtt@7b6a11dd" in out
     assert "app/node.mpy" in out and "config.json" in out
     # The sim config sends a password without TLS: said before anything is uploaded, as at boot.
-    assert "deploy.py: warning: mqtt.password travels in clear text" in err
+    assert "deploy.py: warning: mqtt.password travels in clear text" in out
 
 
 def test_precompiled_libs_replace_their_sources(board, index, settings, tmp_path):

@@ -37,7 +37,7 @@ for raw in BAD:
         print(e)
 
 for raw in ({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, {"mqtt": {"server": "b", "tls": True}},
-            {"mqtt": {"server": "b"}, "queue": {"size": 500}}):
+            {"mqtt": {"server": "b"}, "queue": {"size": 500}}, {"mqtt": {"server": "b"}, "sensor": {"pin": 7}}):
     try:
         validate(raw, platform="esp8266")
     except ConfigError as e:

@@ -56,3 +56,24 @@ for attempt in (0, 1, 5, 30):
     d = [backoff_ms(attempt, 1000, 60000) for _ in range(50)]
     cap = min(1000 << min(attempt, 16), 60000)
     print(attempt, cap, min(d) >= cap // 2, max(d) <= cap)
+
+# NTP: only a synchronised server's reply to our own request sets the clock.
+from app import ntp
+
+sent = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+
+
+def ntp_reply(first=0x24, stratum=1, originate=sent, t=3973000000):
+    r = bytearray(48)
+    r[0], r[1] = first, stratum
+    r[24:32] = originate
+    r[40:44] = bytes((t >> 24 & 255, t >> 16 & 255, t >> 8 & 255, t & 255))
+    return r
+
+
+print("ntp", ntp._seconds(ntp_reply(), sent))
+print("ntp kiss-o'-death", ntp._seconds(ntp_reply(stratum=0), sent))
+print("ntp unsynchronised", ntp._seconds(ntp_reply(first=0xE4), sent))
+print("ntp another request's", ntp._seconds(ntp_reply(originate=b"\x00" * 8), sent))
+print("ntp after 2036", ntp._seconds(ntp_reply(t=1000), sent))
+print("mdns error ignored", dns._answer(reply(rcode=3), 0x1234, NAME, True))
