@@ -76,10 +76,6 @@ class Firmware:
             except Exception as e:  # TimeoutError, OSError, MemoryError
                 said = False
                 log("app", "could not publish offline (%r): the will says it" % e)
-        # mqtt_as's disconnect() cancels its per-connection tasks, which belong to the
-        # loop Ctrl-C ended: cancelled, they would be queued in this one and run again,
-        # and what was queued behind them with them (heartbeat, sampler). Forget them.
-        self.client._tasks.clear()
         try:
             if not said:
                 raise OSError  # a clean DISCONNECT would make the broker discard the will
@@ -135,7 +131,11 @@ def run(config="config.json", secrets="secrets.json"):
         log("app", "Ctrl-C")
     finally:
         # On MicroPython the interrupted tasks stay queued: drop them so they do not
-        # resume during the goodbye, and again so the REPL gets a clean loop.
+        # resume during the goodbye, and again so the REPL gets a clean loop. mqtt_as's
+        # disconnect() would cancel its per-connection tasks, which belong to the dead
+        # loop: cancelled, they would be queued in the new one and run again, with what
+        # was queued behind them (heartbeat, sampler). Forget them instead.
         asyncio.new_event_loop()
+        fw.client._tasks.clear()
         asyncio.run(fw.stop())
         asyncio.new_event_loop()
