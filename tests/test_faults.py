@@ -218,9 +218,10 @@ async def test_dns_outage_does_not_freeze_sensing(broker, observer, capsys):
     raw = sim_config(broker, device="fault-dns", mqtt={"server": "broker.test"})
     try:
         async with running(raw) as fw:
-            await until(lambda: len(dns.queries) >= 2, 15)  # at least one lookup timed out
+            began = time.monotonic()
+            await until(lambda: len(dns.queries) >= 3, 15)  # a lookup timed out, the next began
             await asyncio.sleep(1)
-            taken_in_outage = fw.node.seq
+            taken_in_outage, outage_s = fw.node.seq, time.monotonic() - began
             dns.set_mode("answer")
             healed = time.monotonic()
             await until(lambda: fw.node.broker_up, 15)
@@ -233,7 +234,7 @@ async def test_dns_outage_does_not_freeze_sensing(broker, observer, capsys):
     fig = judge(arrived)
     report("dns silent", fig, connected_s=round(connected_s, 1), recovery_s=recovery_s(arrived, healed, 0))
     assert_promises(fig, "dns silent")
-    assert taken_in_outage >= 18  # ~4 s of outage at 5 readings/s
+    assert outage_s >= 3 and taken_in_outage >= int(outage_s * 5 * 0.8)  # 5 readings/s
     assert min(r["_at"] for r in arrived) >= healed  # nothing could be sent before the name resolved
     assert "cannot connect to broker.test: DNS server 127.0.0.1 did not answer" in out
     assert fw.node.restarts == 0
@@ -460,7 +461,8 @@ async def test_real_mqtt_as_stalled_tls_handshake_does_not_freeze_the_loop(broke
     report("unix tls stall", fig, attempts=proxy.accepted)
     # With do_handshake=True the loop would sit in wrap_socket until the path heals (~5 s gap).
     assert_promises(fig, "unix tls stall")
-    assert run.logged("cannot connect to 127.0.0.1") and "Timeout" in run.logged("cannot connect")[0]
+    # (where this build's ssl parses no PEM, a "ValueError: invalid cert" comes first)
+    assert any("Timeout" in line for line in run.logged("cannot connect to 127.0.0.1"))
     assert proxy.accepted >= 2 and after == [("online", True)]
 
 

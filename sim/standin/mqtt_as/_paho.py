@@ -37,11 +37,18 @@ class _TLS(ssl.SSLContext):
 
 def _tls_context(params):
     # MicroPython ssl_params -> CPython context: cadata + cert_reqs verify, else not.
-    # cadata is one DER certificate, as MicroPython requires (CPython reads bytes as DER too).
+    # cadata as an ESP32's mbedtls takes it: one DER certificate, or PEM bytes holding
+    # any number (CPython reads bytes as DER only, PEM as str). What it cannot parse
+    # is MicroPython's ValueError.
     ctx = _TLS(ssl.PROTOCOL_TLS_CLIENT)
     cadata = params.get("cadata")
     if cadata and params.get("cert_reqs") == ssl.CERT_REQUIRED:
-        ctx.load_verify_locations(cadata=cadata)
+        if cadata.startswith(b"-----BEGIN"):
+            cadata = cadata.decode()
+        try:
+            ctx.load_verify_locations(cadata=cadata)
+        except (ssl.SSLError, UnicodeError):
+            raise ValueError("invalid cert")
         ctx.hostname = params.get("server_hostname")
     else:
         ctx.check_hostname = False
