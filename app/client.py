@@ -3,9 +3,10 @@ Firmware drops this module afterwards so its RAM goes to the tasks."""
 from .wifi import Link
 
 
-def make(cfg, device, station, status):
+def make(cfg, device, station, status, subs_cb=None):
     """The mqtt_as client for our settings, on station (board.station()), calling
-    status (app.status.Status) back on every change of the connection."""
+    status (app.status.Status) back on every change of the connection, and
+    subs_cb(topic, msg, retained) with each message of a subscription."""
     from mqtt_as import MQTTClient, config as defaults
 
     class Client(MQTTClient):
@@ -37,6 +38,8 @@ def make(cfg, device, station, status):
     c["wifi_pw"] = cfg["wifi"]["password"]
     c["wifi_coro"] = status.link  # the callback interface: no events, no task waiting on them
     c["connect_coro"] = status.online
+    if subs_cb:
+        c["subs_cb"] = subs_cb
     c["ssl"] = m["tls"]
     if m["tls"]:
         # do_handshake=False: the handshake then runs inside mqtt_as's non-blocking

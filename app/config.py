@@ -34,6 +34,10 @@ SCHEMA = (
     ("mqtt.topic", "str", "sensors/environmental", 128),
     ("mqtt.status_topic", "str", "fireant/{device}/status", 128),
     ("mqtt.stats_topic", "str", "fireant/{device}/stats", 128),
+    ("mqtt.cmd_topic", "str", "fireant/{device}/cmd", 128),
+    ("ha.discovery", "bool", True, None),
+    ("ha.prefix", "str", "homeassistant", 64),
+    ("ha.url", "str", "", 128),
     ("ntp.server", "str", "pool.ntp.org", 253),
     ("sensor.type", "choice", "DHT22", ("DHT22", "DHT11")),
     ("sensor.pin", "int", 5, (0, 48)),
@@ -46,7 +50,9 @@ SCHEMA = (
 # The sensor cannot be read faster than this (datasheets); the sim board may allow less.
 MIN_INTERVAL_S = {"DHT22": 2, "DHT11": 1}
 
-_TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic")
+_TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic", "mqtt.cmd_topic", "ha.prefix")
+# What the commands changed (app/commands.py), on flash beside config.json.
+OVERRIDES = "overrides.json"
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _ESP8266_QUEUE = 128  # runs in the ESP8266 model's 33K with the firmware as ROMFS
 # GPIOs a DHT's data line (in and out, pulled up) and an LED (out) can use, per chip.
@@ -164,9 +170,16 @@ def validate(raw, min_interval_s=None, platform=None):
     if "://" in server or ":" in server or " " in server:
         _fail("mqtt.server", "a host name or IPv4 address only, got \"%s\" (the port goes in mqtt.port)" % server)
     for key in _TOPICS:
-        problem = _topic_problem(_lookup(cfg, key).replace("{device}", device or "fireant-0"))
+        value = _lookup(cfg, key)
+        if key == "mqtt.cmd_topic" and not value:
+            continue  # "": no commands
+        problem = _topic_problem(value.replace("{device}", device or "fireant-0"))
         if problem:
             _fail(key, problem)
+    url = cfg["ha"]["url"]
+    if url and not (url.startswith("http://") or url.startswith("https://")) or " " in url:
+        _fail("ha.url", "an http:// or https:// address (Home Assistant's configuration_url), or \"\", got \"%s\""
+              % url)
     if platform in _PINS:
         for key, pin, usable in (("sensor.pin", cfg["sensor"]["pin"], _PINS[platform][0]),
                                  ("led.pin", cfg["led"]["pin"], _PINS[platform][1])):
@@ -237,14 +250,30 @@ def read_json(path, required=True):
         raise ConfigError("%s: not valid JSON (%s)" % (path, e))
 
 
-def load(path="config.json", secrets="secrets.json", min_interval_s=None, platform=None):
+def load(path="config.json", secrets="secrets.json", min_interval_s=None, platform=None, overrides=None):
+    """overrides: what commands changed, merged over both and validated with them:
+    a file name (OVERRIDES on the board), ignored with a warning when it is bad, so
+    that it never keeps a node from starting; or a dict to try, whose ConfigError
+    is raised (app/commands.py, before it writes the file)."""
     raw = read_json(path)
     if not isinstance(raw, dict):
         raise ConfigError("%s: the top level must be a JSON object" % path)
     extra = read_json(secrets, required=False)
     if not isinstance(extra, dict):
         raise ConfigError("%s: the top level must be a JSON object" % secrets)
-    return _compact(validate(merge(raw, extra), min_interval_s, platform))
+    cfg = validate(merge(raw, extra), min_interval_s, platform)
+    if isinstance(overrides, dict):
+        cfg = validate(merge(raw, overrides), min_interval_s, platform)
+    elif overrides:
+        try:
+            over = read_json(overrides, required=False)
+            if not isinstance(over, dict):
+                raise ConfigError("%s: the top level must be a JSON object" % overrides)
+            if over:
+                cfg = validate(merge(raw, over), min_interval_s, platform)
+        except ConfigError as e:
+            print("config: WARNING: %s ignored: %s" % (overrides, e))
+    return _compact(cfg)
 
 
 def _compact(value):

@@ -4,6 +4,8 @@ import sys
 from random import getrandbits
 from time import ticks_ms
 
+VERSION = "0.11.0"  # the firmware's, as Home Assistant shows it
+
 # Heartbeat states, most urgent first.
 BOOTING = 0
 SENSOR_FAILING = 1
@@ -29,6 +31,8 @@ class Node:
         self.restarts = 0  # task crashes survived
         self.client_started = False  # mqtt_as made its first connection: it reconnects on its own
         self.restart_ms = 5000  # pause before a crashed task is restarted
+        self.interval_ms = 5000  # sampling period; a command may change it at run time
+        self.identify_until = None  # ticks_ms until which the LED shows IDENTIFY
 
     def state(self):
         if not self.booted:

@@ -45,6 +45,7 @@ class Transport:
         self._up = False
         self._closed = False  # by the broker
         self._will = None
+        self.inbound = []  # nothing arrives: no one else publishes to this broker
 
     async def connect(self, addr, cfg, clean):
         await asyncio.sleep(0)
@@ -77,6 +78,11 @@ class Transport:
     def ping(self):
         self._check()
         self._client.last_rx = ticks_ms()
+
+    def subscribe(self, topic, qos):
+        """Returns a callable: the SUBACK's granted QoS, None before it."""
+        self._check()
+        return lambda: qos
 
     def publish(self, topic, msg, retain, qos):
         """Returns a callable: has the broker acknowledged it yet."""
