@@ -107,7 +107,7 @@ async def _do(fw, client, name, req, reply):
 async def run(fw, client, msg, retained):
     """msg: the command's bytes, or its length when it was too long. Never raises
     but CancelledError: every failure is answered and logged."""
-    reply = {"cmd": None}
+    reply = {"cmd": None}  # type: dict
     try:
         try:
             if retained:

@@ -48,9 +48,10 @@ class Inbox:
         if topic != self.cmd:
             return
         if len(msg) > _MAX:
-            c = self.client  # the message is copied: the grown buffer can go
-            c._ibuf = bytearray(_IBUFSIZE)
-            c._mvbuf = memoryview(c._ibuf)
+            c = self.client
+            if c:  # msg is a copy: the buffer it grew can go
+                c._ibuf = bytearray(_IBUFSIZE)
+                c._mvbuf = memoryview(c._ibuf)
             msg = len(msg)
         if self.msg is not None:
             self.busy += 1
