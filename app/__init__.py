@@ -43,15 +43,17 @@ class Firmware:
     def _inbox(self, cfg, device):
         """Commands and Home Assistant discovery: an Inbox, or None when both are off."""
         from . import board
+        from .publisher import topic
 
         m, ha = cfg["mqtt"], cfg["ha"]
         cmd = m["cmd_topic"].replace("{device}", device)
         self.cmd_result = (cmd + "/result").encode()
         self.discovery = None
         if ha["discovery"]:
-            self.discovery = (ha["prefix"], device, board.unique_id(), (m["topic"].replace("{device}", device), m["topic"]),
-                              m["status_topic"].replace("{device}", device), m["stats_topic"].replace("{device}", device),
-                              cmd, ha["url"], "%s on %s" % (cfg["sensor"]["type"], board.platform().upper()))
+            self.discovery = (ha["prefix"].encode(), device.encode(), board.unique_id().encode(), topic(m["topic"], device),
+                              "{device}" not in m["topic"], topic(m["status_topic"], device),
+                              topic(m["stats_topic"], device), cmd.encode(), ha["url"].encode(),
+                              ("%s on %s" % (cfg["sensor"]["type"], board.platform().upper())).encode())
         if not cmd and not ha["discovery"]:
             return None
         from .inbox import Inbox

@@ -9,8 +9,8 @@ import json
 REQUIRED = "<required>"
 
 # (key, kind, default, limits). Kinds: str, secret (a str never logged; limits:
-# its most bytes, UTF-8), int, num, bool, pin (int or null), choice (limits =
-# allowed values).
+# its most bytes, UTF-8), int, num, bool, auto (a bool, or null: the chip decides),
+# pin (int or null), choice (limits = allowed values).
 SCHEMA = (
     ("device", "str", "", 32),
     ("location", "str", "", 64),
@@ -35,7 +35,7 @@ SCHEMA = (
     ("mqtt.status_topic", "str", "fireant/{device}/status", 128),
     ("mqtt.stats_topic", "str", "fireant/{device}/stats", 128),
     ("mqtt.cmd_topic", "str", "fireant/{device}/cmd", 128),
-    ("ha.discovery", "bool", True, None),
+    ("ha.discovery", "auto", None, None),
     ("ha.prefix", "str", "homeassistant", 64),
     ("ha.url", "str", "", 128),
     ("ntp.server", "str", "pool.ntp.org", 253),
@@ -77,7 +77,7 @@ def _check(key, kind, value, limits):
         if len(value.encode()) > limits:
             _fail(key, "must be at most %d bytes long, got %d" % (limits, len(value.encode())))
         return value
-    if kind == "bool":
+    if kind == "bool" or kind == "auto" and value is not None:
         if value is not True and value is not False:
             _fail(key, "must be true or false")
         return value
@@ -85,7 +85,7 @@ def _check(key, kind, value, limits):
         if value not in limits:
             _fail(key, "must be one of %s, got %r" % (", ".join(limits), value))
         return value
-    if kind == "pin" and value is None:
+    if kind in ("pin", "auto") and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(key, "must be a number, got %r" % (value,))
@@ -177,7 +177,8 @@ def validate(raw, min_interval_s=None, platform=None):
         if problem:
             _fail(key, problem)
     url = cfg["ha"]["url"]
-    if url and not (url.startswith("http://") or url.startswith("https://")) or " " in url:
+    if url and not (url.startswith("http://") or url.startswith("https://")) or " " in url or '"' in url \
+            or "\\" in url:
         _fail("ha.url", "an http:// or https:// address (Home Assistant's configuration_url), or \"\", got \"%s\""
               % url)
     if platform in _PINS:
@@ -186,7 +187,17 @@ def validate(raw, min_interval_s=None, platform=None):
             if pin is not None and pin not in usable:
                 _fail(key, "GPIO %d cannot be used for that on an %s; these can: %s"
                       % (pin, platform.upper(), ", ".join(str(p) for p in usable)))
+    ha = cfg["ha"]
+    if ha["discovery"] is None:  # null: where it fits
+        ha["discovery"] = platform != "esp8266"
     if platform == "esp8266":
+        # Measured on the ESP8266 model (docs/ha.md): the firmware needs 31 KB, with
+        # commands 33, with discovery 35; an ESP8266 leaves 30-35 KB.
+        if ha["discovery"]:
+            _fail("ha.discovery", "an ESP8266 has not the heap for it (35 KB, of the 30-35 KB it leaves free; "
+                                  "docs/ha.md): set it to null or false, or use an ESP32")
+        if _lookup(raw, "mqtt.cmd_topic") is REQUIRED:
+            mqtt["cmd_topic"] = ""  # off unless asked for: 33 KB, at the top of the range
         if mqtt["ca"]:
             _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
                              "support): remove mqtt.ca, or use an ESP32")
@@ -212,6 +223,8 @@ def _topic_problem(topic):
         return "has an empty level (a / at the start or the end, or //)"
     if "\x00" in topic:
         return "must not hold a NUL character"
+    if '"' in topic or "\\" in topic:
+        return "must not hold \" or \\ (it goes into JSON as it is)"
     return None
 
 

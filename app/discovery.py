@@ -9,57 +9,57 @@ shared), the diagnostics its stats message; restart and identify are buttons
 that publish commands. Full key names, no abbreviations: HA's own schema checks
 them as sent (tests/test_ha.py).
 """
-import json
-
 from .node import VERSION
 
-# (component, object, name, what it reads, extra JSON). What it reads: a field of
-# the readings ("r:") or of the stats ("s:"), or the command a button sends ("c:").
-_M = '"state_class": "measurement"'
-_DIAG = '"entity_category": "diagnostic"'
+# (component, object, name, reads, field or command, extra JSON), all bytes. reads:
+# b"r" a field of the readings, b"s" of the stats, b"c" a button's command.
+# Written out whole: literals stay in flash (ROMFS, frozen), joined ones would not.
 _ENTITIES = (
-    ("sensor", "temperature", "Temperature", "r:temperature_C",
-     '"device_class": "temperature", "unit_of_measurement": "\u00b0C", ' + _M),
-    ("sensor", "humidity", "Humidity", "r:humidity", '"device_class": "humidity", "unit_of_measurement": "%", ' + _M),
-    ("sensor", "rssi", "Wi-Fi signal", "s:rssi",
-     '"device_class": "signal_strength", "unit_of_measurement": "dBm", ' + _M + ", " + _DIAG),
-    ("sensor", "uptime", "Uptime", "s:uptime_ms // 1000",
-     '"device_class": "duration", "unit_of_measurement": "s", "state_class": "total_increasing", ' + _DIAG),
-    ("sensor", "heap_free", "Free heap", "s:heap_free",
-     '"device_class": "data_size", "unit_of_measurement": "B", ' + _M + ", " + _DIAG),
-    ("sensor", "queued", "Queued readings", "s:queued", _M + ", " + _DIAG),
-    ("sensor", "dropped", "Dropped readings", "s:dropped", '"state_class": "total_increasing", ' + _DIAG),
-    ("sensor", "sensor_errors", "Sensor errors", "s:sensor_errors", '"state_class": "total_increasing", ' + _DIAG),
-    ("button", "restart", "Restart", 'c:{"cmd": "restart"}', '"device_class": "restart", ' + _DIAG),
-    ("button", "identify", "Identify", 'c:{"cmd": "identify", "s": 10}', '"device_class": "identify", ' + _DIAG),
+    (b"sensor", b"temperature", b"Temperature", b"r", b"temperature_C",
+     b'"device_class": "temperature", "unit_of_measurement": "\xc2\xb0C", "state_class": "measurement"'),
+    (b"sensor", b"humidity", b"Humidity", b"r", b"humidity",
+     b'"device_class": "humidity", "unit_of_measurement": "%", "state_class": "measurement"'),
+    (b"sensor", b"rssi", b"Wi-Fi signal", b"s", b"rssi", b'"device_class": "signal_strength", '
+     b'"unit_of_measurement": "dBm", "state_class": "measurement", "entity_category": "diagnostic"'),
+    (b"sensor", b"uptime", b"Uptime", b"s", b"uptime_ms // 1000", b'"device_class": "duration", '
+     b'"unit_of_measurement": "s", "state_class": "total_increasing", "entity_category": "diagnostic"'),
+    (b"sensor", b"heap_free", b"Free heap", b"s", b"heap_free", b'"device_class": "data_size", '
+     b'"unit_of_measurement": "B", "state_class": "measurement", "entity_category": "diagnostic"'),
+    (b"sensor", b"queued", b"Queued readings", b"s", b"queued",
+     b'"state_class": "measurement", "entity_category": "diagnostic"'),
+    (b"sensor", b"dropped", b"Dropped readings", b"s", b"dropped",
+     b'"state_class": "total_increasing", "entity_category": "diagnostic"'),
+    (b"sensor", b"sensor_errors", b"Sensor errors", b"s", b"sensor_errors",
+     b'"state_class": "total_increasing", "entity_category": "diagnostic"'),
+    (b"button", b"restart", b"Restart", b"c", b'{\\"cmd\\": \\"restart\\"}',
+     b'"device_class": "restart", "entity_category": "diagnostic"'),
+    (b"button", b"identify", b"Identify", b"c", b'{\\"cmd\\": \\"identify\\", \\"s\\": 10}',
+     b'"device_class": "identify", "entity_category": "diagnostic"'),
 )
 
 
-def topic(prefix, component, device, obj):
-    return "%s/%s/%s/%s/config" % (prefix, component, device, obj)
+def topic(d, entity):
+    return b"%s/%s/%s/%s/config" % (d[0], entity[0], d[1], entity[1])
 
 
 def payload(d, entity):
-    """The config message of one entity, as bytes. d: app.Firmware.discovery."""
-    prefix, device, chip, readings, status, stats, cmd, url, model = d
-    component, obj, name, source, extra = entity
-    kind, what = source[0], source[2:]
-    if kind == "c":
+    """The config message of one entity, as bytes (None: not offered). d:
+    app.Firmware.discovery, bytes without " or \\ (config.py sees to it)."""
+    prefix, device, chip, readings, shared, status, stats, cmd, url, model = d
+    component, obj, name, reads, what, extra = entity
+    if reads == b"c":
         if not cmd:
             return None  # commands are off: no buttons
-        link = '"command_topic": %s, "payload_press": %s' % (json.dumps(cmd), json.dumps(what))
+        link = b'"command_topic": "%s", "payload_press": "%s"' % (cmd, what)
     else:
-        value = "value_json." + what
-        if kind == "r" and "{device}" not in readings[1]:  # shared: other nodes' readings rendered "", ignored
-            value = "%s if value_json.device == '%s' else ''" % (value, device)
-        link = '"state_topic": %s, "value_template": "{{ %s }}"' % (
-            json.dumps(readings[0] if kind == "r" else stats), value)
-    uid = "fireant_%s_%s" % (chip, obj)
-    return (('{"name": "%s", "unique_id": "%s", "object_id": "%s_%s", %s, "availability_topic": %s, %s, '
-            '"device": {"identifiers": ["fireant_%s"], "name": "%s", "manufacturer": "fireant", "model": "%s", '
-            '"sw_version": "%s"%s}}') % (
-        name, uid, device, obj, link, json.dumps(status), extra, chip, device, model, VERSION,
-        ', "configuration_url": %s' % json.dumps(url) if url else "")).encode()
+        # A shared readings topic: other nodes' readings render "", which Home Assistant ignores.
+        link = b'"state_topic": "%s", "value_template": "{{ value_json.%s%s }}"' % (
+            readings if reads == b"r" else stats, what,
+            b" if value_json.device == '%s' else ''" % device if reads == b"r" and shared else b"")
+    return (b'{"name": "%s", "unique_id": "fireant_%s_%s", "object_id": "%s_%s", %s, "availability_topic": "%s", '
+            b'%s, "device": {"identifiers": ["fireant_%s"], "name": "%s", "manufacturer": "fireant", "model": "%s", '
+            b'"sw_version": "%s"%s}}') % (name, chip, obj, device, obj, link, status, extra, chip, device, model,
+                                           VERSION.encode(), b', "configuration_url": "%s"' % url if url else b"")
 
 
 async def send(client, d):
@@ -68,7 +68,7 @@ async def send(client, d):
     for e in _ENTITIES:
         msg = payload(d, e)
         if msg is not None:
-            await client.publish(topic(d[0], e[0], d[1], e[1]).encode(), msg, True, 1)
+            await client.publish(topic(d, e), msg, True, 1)
             n += 1
         msg = None
     return n

@@ -45,12 +45,13 @@ class Node:
             return NO_BROKER
         return OK
 
-    def stats(self):
-        """The counters as JSON text (the device name is ASCII: config.py sees to it)."""
+    def stats(self, extra=""):
+        """The counters as JSON text (the device name is ASCII: config.py sees to it),
+        extra (", \"key\": value" pairs) added at the end in the same allocation."""
         return ('{"device": "%s", "uptime_ms": %d, "seq": %d, "published": %d, "dropped": %d, "sensor_errors": %d, '
-                '"wifi_drops": %d, "broker_connects": %d, "restarts": %d, "state": "%s"}') % (
+                '"wifi_drops": %d, "broker_connects": %d, "restarts": %d, "state": "%s"%s}') % (
             self.device, ticks_ms(), self.seq, self.published, self.dropped, self.sensor_errors, self.wifi_drops,
-            self.broker_connects, self.restarts, STATE_NAMES[self.state()])
+            self.broker_connects, self.restarts, STATE_NAMES[self.state()], extra)
 
 
 def forget(name):

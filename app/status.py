@@ -47,6 +47,6 @@ class Status:
         """The counters now, retained, to the stats topic: node.stats() and what Home
         Assistant's diagnostics read besides (discovery.py)."""
         r = rssi()
-        s = '%s, "rssi": %s, "heap_free": %d, "queued": %d}' % (
-            self._node.stats()[:-1], "null" if r is None else r, gc.mem_free(), len(self._backlog))
+        s = self._node.stats(', "rssi": %s, "heap_free": %d, "queued": %d' % (
+            "null" if r is None else r, gc.mem_free(), len(self._backlog)))
         await client.publish(self._stats, s.encode(), True, 1)

@@ -260,3 +260,68 @@ async def test_discovery_and_commands_switched_off(broker, observer, flash):
         await asyncio.sleep(1.5)
         assert fw.inbox is None
     assert not discovery(observer) and not results(observer) and machine.resets == 0
+
+
+# -- the unix port: the firmware itself under MicroPython, the real mqtt_as, Mosquitto
+
+def _unix_or_skip():
+    from sim import paths
+
+    if not paths.lib_dir():
+        pytest.skip("the real mqtt_as is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
+
+
+def _at(run, s):
+    """The node's ticks s seconds after its "starting" line."""
+    return run.started[1] + int(s * 1000)
+
+
+def test_commands_on_the_unix_port_with_the_real_mqtt_as(broker, tmp_path):
+    """One boot: a retained restart waiting (ignored), an oversized command (its
+    buffer given back: the live heap does not keep it), the others answered, then
+    a restart that ends the process; a second boot from the same flash keeps the
+    interval set by command."""
+    from sim import unixport
+
+    _unix_or_skip()
+    send(broker, json.dumps({"cmd": "restart"}), retain=True)
+    try:
+        raw = sim_config(broker, sensor={"interval_s": 0.2})
+        big = 6000
+        script = [(3, lambda: send(broker, b"x" * big)),
+                  (6, lambda: send(broker, json.dumps({"cmd": "interval", "interval_s": 0.5, "id": "i"}))),
+                  (7, lambda: send(broker, b"{oops")),
+                  (8, lambda: send(broker, json.dumps({"cmd": "identify", "s": 2}))),
+                  (9, lambda: send(broker, json.dumps({"cmd": "status"}))),
+                  (10, lambda: send(broker, "online", topic="homeassistant/status")),
+                  (12, lambda: send(broker, json.dumps({"cmd": "restart", "id": "bye"})))]
+        heap = unixport.HEAP_BUDGET[("mpy", "real")]
+        r1 = unixport.run(raw, script, heapsize=heap, build="mpy", libs="real", broker=broker, seconds=25,
+                          heap_every_ms=250, workdir=str(tmp_path))
+        r2 = unixport.run(raw, heapsize=heap, build="mpy", libs="real", broker=broker, seconds=4,
+                          workdir=str(tmp_path))
+    finally:
+        send(broker, b"", retain=True)
+    out = r1.output()
+    assert r1.returncode == 0 and "machine: reset" in out and not r1.logged("MemoryError"), out[-3000:]
+    answers = [json.loads(p) for t, _, p in r1.messages if t == RESULT]
+    assert answers == [
+        {"cmd": None, "ok": False, "error": "retained command ignored: publish commands without the retain flag"},
+        {"cmd": None, "ok": False, "error": "too long: %d bytes, at most 256" % big},
+        {"cmd": "interval", "id": "i", "ok": True, "interval_s": 0.5},
+        {"cmd": None, "ok": False, "error": "not JSON"},
+        {"cmd": "identify", "ok": True, "s": 2},
+        {"cmd": "status", "ok": True},
+        {"cmd": "restart", "id": "bye", "ok": True}]
+    configs = [t for t, ret, _ in r1.messages if t.startswith("homeassistant/") and not ret]
+    assert len(configs) == 20  # on connecting, and when Home Assistant said online
+    # The oversized command's buffer went back: live heap after it as before it.
+    before = [h for t, h in r1.heap if _at(r1, 1.5) <= t < _at(r1, 3)]
+    after = [h for t, h in r1.heap if _at(r1, 4) <= t < _at(r1, 5.9)]
+    assert before and after and max(after) < max(before) + big // 2, (before, after)
+    # The readings' cadence: 200 ms, then 500 ms from the command on, and after the reboot.
+    steps = [b["uptime_ms"] - a["uptime_ms"] for a, b in zip(r1.readings(), r1.readings()[1:])]
+    assert steps[-1] == pytest.approx(500, abs=100) and steps[0] == pytest.approx(200, abs=100)
+    assert r2.logged("every 0.5 s") and r2.returncode == 0 and r2.stopped(), r2.output()[-2000:]
+    with open(tmp_path / "overrides.json") as f:
+        assert json.load(f) == {"sensor": {"interval_s": 0.5}}
