@@ -2,6 +2,8 @@
 Firmware drops this module afterwards so its RAM goes to the tasks."""
 from .wifi import Link
 
+_READ_MAX = 256  # the longest read mqtt_as is let make at once: a command's most (app/inbox.py)
+
 
 def make(cfg, device, station, status, subs_cb=None):
     """The mqtt_as client for our settings, on station (board.station()), calling
@@ -10,6 +12,22 @@ def make(cfg, device, station, status, subs_cb=None):
     from mqtt_as import MQTTClient, config as defaults
 
     class Client(MQTTClient):
+        dropped_len = 0  # the length of the last message too long to read (app/inbox.py)
+
+        async def _as_read(self, n, sock=None):
+            # mqtt_as reads a message whole, into a buffer that keeps its largest
+            # size: one larger than the free heap would end its message task with a
+            # MemoryError. Longer reads are taken in pieces and dropped; subs_cb
+            # then gets an empty message and dropped_len says how long it was.
+            if n <= _READ_MAX:
+                return await MQTTClient._as_read(self, n, sock)
+            left = n
+            while left > 0:
+                await MQTTClient._as_read(self, min(left, _READ_MAX), sock)
+                left -= _READ_MAX
+            self.dropped_len = n
+            return memoryview(b"")
+
         async def connect(self, *, quick=False):
             # mqtt_as's own reconnect loop retries on OSError only: any other
             # failure there (ssl's ValueError for a certificate, a MemoryError)

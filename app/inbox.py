@@ -7,17 +7,16 @@ session: the broker forgets subscriptions) and sends the discovery messages.
 The work is done by modules loaded for the moment and dropped after:
 app/commands.py for a command, app/discovery.py for discovery.
 
-mqtt_as reads a whole message into its input buffer, which keeps its largest
-size, before put() sees it: a command over _MAX bytes is answered with an error
-and the buffer given back its first size. The broker's max_packet_size
-(docs/ha.md) keeps larger ones from reaching the node at all.
+A message over _MAX bytes is never held whole: app/client.py has mqtt_as read
+it in pieces and drop it (put() gets b"" and the client's dropped_len); it is
+answered "too long". The broker's max_packet_size (docs/ha.md) keeps such
+messages from reaching the node at all.
 """
 import asyncio
 
 from .node import forget, log
 
-_MAX = 256  # the longest command taken; the rest is answered "too long"
-_IBUFSIZE = 50  # mqtt_as's input buffer at first (pinned commit's IBUFSIZE)
+_MAX = 256  # the longest command taken; the rest is answered "too long" (app/client.py's _READ_MAX)
 
 
 class Inbox:
@@ -38,6 +37,10 @@ class Inbox:
 
     def put(self, topic, msg, retained):
         """mqtt_as's subs_cb(topic, msg, retained): never awaits, never raises."""
+        c = self.client
+        big = c.dropped_len if c else 0
+        if big:
+            c.dropped_len = 0
         if topic == self.ha_status:
             # Home Assistant (re)started. A retained "online" comes with every
             # subscription: discovery already goes out on every connect.
@@ -47,12 +50,8 @@ class Inbox:
             return
         if topic != self.cmd:
             return
-        if len(msg) > _MAX:
-            c = self.client
-            if c:  # msg is a copy: the buffer it grew can go
-                c._ibuf = bytearray(_IBUFSIZE)
-                c._mvbuf = memoryview(c._ibuf)
-            msg = len(msg)
+        if big or len(msg) > _MAX:
+            msg = big or len(msg)
         if self.msg is not None:
             self.busy += 1
         else:

@@ -153,8 +153,9 @@ def test_discovery_and_commands_are_on_where_they_fit_and_off_on_an_esp8266():
     assert cfg["ha"]["discovery"] is False and cfg["mqtt"]["cmd_topic"] == ""
     with pytest.raises(ConfigError, match="ha.discovery: an ESP8266 has not the heap for it"):
         config.validate({"mqtt": {"server": "b"}, "ha": {"discovery": True}}, platform="esp8266")
-    asked = config.validate({"mqtt": {"server": "b", "cmd_topic": "n/{device}/cmd"}}, platform="esp8266")
-    assert asked["mqtt"]["cmd_topic"] == "n/{device}/cmd"  # asked for: the user's call (docs/ha.md)
+    with pytest.raises(ConfigError, match="mqtt.cmd_topic: an ESP8266 has not the heap for commands"):
+        config.validate({"mqtt": {"server": "b", "cmd_topic": "n/{device}/cmd"}}, platform="esp8266")
+    assert config.validate({"mqtt": {"server": "b", "cmd_topic": ""}}, platform="esp8266")["mqtt"]["cmd_topic"] == ""
     off = config.validate({"mqtt": {"server": "b", "cmd_topic": ""}, "ha": {"discovery": False}}, platform="esp32")
     assert off["mqtt"]["cmd_topic"] == "" and off["ha"]["discovery"] is False
 
