@@ -25,7 +25,8 @@ class Firmware:
         s, q, m, device = cfg["sensor"], cfg["queue"]["size"], cfg["mqtt"], self.node.device
         self.started = "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q)
         self.node.interval_ms = int(s["interval_s"] * 1000)
-        self.files = "config.json", "secrets.json"  # what commands validate against (run() names them)
+        self.sensor_type = s["type"]
+        self.files = "config.json", "secrets.json"  # what factory_reset reads (run() names them)
         self.backlog = Backlog(self.node, q)
         self.sensor = board.Sensor(s["type"], s["pin"])
         self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])

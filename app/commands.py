@@ -4,8 +4,8 @@ A command is a JSON object on mqtt.cmd_topic; the answer goes to <cmd_topic>/res
 {"cmd": ..., "ok": true, ...} or {"cmd": ..., "ok": false, "error": "..."}, with
 the command's "id" when it had one.
 
-  {"cmd": "interval", "interval_s": 10}  sampling period, validated as config.json
-                                         is, kept on flash (config.OVERRIDES)
+  {"cmd": "interval", "interval_s": 10}  sampling period, checked by the validator's
+                                         rules, kept on flash (config.OVERRIDES)
   {"cmd": "status"}                      the counters now, to the stats topic
   {"cmd": "identify", "s": 10}           the LED's IDENTIFY pattern for s seconds
   {"cmd": "restart"}                     answered, then the board restarts
@@ -35,12 +35,13 @@ def _number(req, key, lo, hi, default=None):
     return v
 
 
-def _settings(fw, over):
-    """config.json, secrets.json and over validated together, as at boot (a
-    ConfigError names the key); returns the settings. run() drops app.config."""
+def _interval(fw, s):
+    """s checked by the validator's rules for sensor.interval_s (a ConfigError names
+    the key); the next boot checks the overrides with config.json in full. Reading
+    and checking the whole files here would cost ~20 KB of heap (unix port)."""
     from . import board, config
 
-    return config.load(fw.files[0], fw.files[1], board.min_interval_s(), board.platform(), over)
+    return config.check_interval(s, fw.sensor_type, board.min_interval_s())
 
 
 def _save(over):
@@ -69,11 +70,13 @@ async def _do(fw, client, name, req, reply):
     node = fw.node
     if name == "interval":
         s = _number(req, "interval_s", 0, 86400)
+        _interval(fw, s)  # raises ConfigError (a ValueError) naming the key
         over = _overrides()
-        over.setdefault("sensor", {})["interval_s"] = s
-        cfg = _settings(fw, over)  # raises ConfigError (a ValueError) naming the key
+        if not isinstance(over.get("sensor"), dict):
+            over["sensor"] = {}
+        over["sensor"]["interval_s"] = s
         _save(over)
-        node.interval_ms = int(cfg["sensor"]["interval_s"] * 1000)
+        node.interval_ms = int(s * 1000)
         reply["interval_s"] = s
     elif name == "status":
         await fw.status.report(client)
@@ -96,9 +99,11 @@ async def _do(fw, client, name, req, reply):
             os.remove(OVERRIDES)
         except OSError:
             pass
-        cfg = _settings(fw, None)
-        node.interval_ms = int(cfg["sensor"]["interval_s"] * 1000)
-        reply["interval_s"] = cfg["sensor"]["interval_s"]
+        from . import config
+
+        s = _interval(fw, config.interval(fw.files[0], fw.files[1]))
+        node.interval_ms = int(s * 1000)
+        reply["interval_s"] = s
     else:
         _fail("unknown command %s (known: interval, status, identify, restart, factory_reset)" % json.dumps(name))
     return True

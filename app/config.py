@@ -141,11 +141,7 @@ def validate(raw, min_interval_s=None, platform=None):
             value = _check(key, kind, value, limits)
         section, name = _split(key)
         (cfg.setdefault(section, {}) if section else cfg)[name] = value
-    mins = min_interval_s or MIN_INTERVAL_S
-    kind = cfg["sensor"]["type"]
-    if cfg["sensor"]["interval_s"] < mins[kind]:
-        _fail("sensor.interval_s", "a %s cannot be read more often than every %s s, got %s"
-              % (kind, mins[kind], cfg["sensor"]["interval_s"]))
+    _sensor_floor(cfg["sensor"]["type"], cfg["sensor"]["interval_s"], min_interval_s)
     wifi, mqtt = cfg["wifi"], cfg["mqtt"]
     if wifi["backoff_max_s"] < wifi["backoff_min_s"]:
         _fail("wifi.backoff_max_s", "must not be below wifi.backoff_min_s")
@@ -211,6 +207,29 @@ def validate(raw, min_interval_s=None, platform=None):
             _fail("queue.size", "an ESP8266 has room for at most %d readings (docs/esp8266.md), got %d: use an "
                                 "ESP32 for more" % (_ESP8266_QUEUE, cfg["queue"]["size"]))
     return cfg
+
+
+def _sensor_floor(kind, interval_s, min_interval_s):
+    mins = min_interval_s or MIN_INTERVAL_S
+    if interval_s < mins[kind]:
+        _fail("sensor.interval_s", "a %s cannot be read more often than every %s s, got %s"
+              % (kind, mins[kind], interval_s))
+
+
+def check_interval(value, kind, min_interval_s=None):
+    """sensor.interval_s by itself, by validate()'s rules for it: a command's new
+    value, checked without reading and checking the whole files again."""
+    for key, k, _, limits in SCHEMA:
+        if key == "sensor.interval_s":
+            _check(key, k, value, limits)
+    _sensor_floor(kind, value, min_interval_s)
+    return value
+
+
+def interval(path, secrets):
+    """sensor.interval_s as config.json and secrets.json set it (factory_reset)."""
+    value = _lookup(merge(read_json(path), read_json(secrets, required=False)), "sensor.interval_s")
+    return 5 if value is REQUIRED else value
 
 
 def _topic_problem(topic):

@@ -24,12 +24,12 @@ def _text(b):
 
 
 def _deliver(topic, msg, retain):
-    if retain:
-        retained[_text(topic)] = _text(msg)
     if _log:  # another process reads them: keeping them too would skew heap figures
         with open(_log, "ab") as f:
             f.write(b"%s\t%d\t%s\n" % (topic, 1 if retain else 0, msg))
         return
+    if retain:
+        retained[_text(topic)] = _text(msg)
     messages.append((_text(topic), _text(msg), retain))
     if len(messages) > 200:
         messages.pop(0)
