@@ -95,6 +95,10 @@ def measure(short=False):
     return out
 
 
+def _signed(n):
+    return "-" if n is None else "%+d" % n
+
+
 def section(e):
     if "unix_port" not in e:
         return "features: not measured: %s" % e.get("error")
@@ -102,9 +106,9 @@ def section(e):
              "  64-bit unix port, live heap (bytes): variant, peak (+ over off), steady (+ over off), "
              "answers, discovery messages"]
     for name, v in e["unix_port"].items():
-        lines.append("    %-10s %7s (%+6s) %7s (%+6s)  %d  %d%s" % (
-            name, v["heap_peak_bytes"], v.get("heap_peak_added_bytes", "-"), v["heap_steady_bytes"],
-            v.get("heap_steady_added_bytes", "-"), v["answers"], v["discovery_messages"],
+        lines.append("    %-10s %7s (%6s) %7s (%6s)  %d  %d%s" % (
+            name, v["heap_peak_bytes"], _signed(v.get("heap_peak_added_bytes")), v["heap_steady_bytes"],
+            _signed(v.get("heap_steady_added_bytes")), v["answers"], v["discovery_messages"],
             "" if v["ok"] else "  (run FAILED)"))
     m = e.get("esp8266_model", {})
     if m.get("error"):
