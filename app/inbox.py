@@ -38,9 +38,9 @@ class Inbox:
     def put(self, topic, msg, retained):
         """mqtt_as's subs_cb(topic, msg, retained): never awaits, never raises."""
         c = self.client
-        big = c.dropped_len if c else 0
-        if big:
-            c.dropped_len = 0
+        big = 0
+        if c and c.dropped_len:
+            big, c.dropped_len = c.dropped_len, 0
         if topic == self.ha_status:
             # Home Assistant (re)started. A retained "online" comes with every
             # subscription: discovery already goes out on every connect.
