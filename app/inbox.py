@@ -76,18 +76,21 @@ async def run(node, inbox, fw):
             inbox.discover = False
             from . import discovery
 
-            n = await discovery.send(client, fw.discovery)
-            del discovery
-            forget("discovery")
-            log("ha", "discovery: %d entities announced" % n)
+            try:  # a failure (MemoryError) crashes this task, but never keeps the module
+                log("ha", "discovery: %d entities announced" % await discovery.send(client, fw.discovery))
+            finally:
+                del discovery
+                forget("discovery")
         msg = inbox.msg
         if msg is not None:  # the slot is free again: one more may wait while this one is handled
             inbox.msg = None
             from . import commands
 
-            await commands.run(fw, client, msg, inbox.retained)
-            del commands
-            forget("commands")
+            try:
+                await commands.run(fw, client, msg, inbox.retained)
+            finally:
+                del commands
+                forget("commands")
         if inbox.busy:
             n, inbox.busy = inbox.busy, 0
             log("cmd", "%d commands came while one was handled: ignored" % n)
