@@ -2,9 +2,10 @@
 
     import app; app.run()      # from the REPL; Ctrl-C stops it cleanly
 
-Four supervised tasks share one loop: wifi (the link's one owner), sampler
-(sensor -> backlog), publisher (backlog -> broker), heartbeat (LED); on every
-broker connection mqtt_as calls status (availability and counters). Importing
+Supervised tasks share one loop: wifi (the link's one owner), sampler
+(sensor -> backlog), publisher (backlog -> broker), heartbeat (LED), inbox
+(commands, Home Assistant discovery; when configured); on every broker
+connection mqtt_as calls status (availability and counters). Importing
 this package costs little; the tasks and the MQTT library are loaded by run().
 """
 import asyncio
@@ -23,16 +24,42 @@ class Firmware:
         self.node = Node(cfg["device"] or "fireant-" + board.unique_id())
         s, q, m, device = cfg["sensor"], cfg["queue"]["size"], cfg["mqtt"], self.node.device
         self.started = "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q)
-        self.interval_ms = int(s["interval_s"] * 1000)
+        self.node.interval_ms = int(s["interval_s"] * 1000)
+        self.sensor_type = s["type"]
+        self.files = "config.json", "secrets.json"  # what factory_reset reads (run() names them)
         self.backlog = Backlog(self.node, q)
         self.sensor = board.Sensor(s["type"], s["pin"])
         self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
         self.status = Status(self.node, self.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
-        self.client = client.make(cfg, device, board.station(), self.status)
+        self.inbox = self._inbox(cfg, device)
+        self.client = client.make(cfg, device, board.station(), self.status, self.inbox and self.inbox.put)
         forget("client")
+        if self.inbox:
+            self.inbox.client = self.client
+            self.status.on_connect = self.inbox.connected
         self.readings = topic(m["topic"], device), head(device, cfg["location"])
         # All the tasks read from here on; the rest of the settings is garbage now.
         self.cfg = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
+
+    def _inbox(self, cfg, device):
+        """Commands and Home Assistant discovery: an Inbox, or None when both are off."""
+        from . import board
+        from .publisher import topic
+
+        m, ha = cfg["mqtt"], cfg["ha"]
+        cmd = m["cmd_topic"].replace("{device}", device)
+        self.cmd_result = (cmd + "/result").encode()
+        self.discovery = None
+        if ha["discovery"]:
+            self.discovery = (ha["prefix"].encode(), device.encode(), board.unique_id().encode(), topic(m["topic"], device),
+                              "{device}" not in m["topic"], topic(m["status_topic"], device),
+                              topic(m["stats_topic"], device), cmd.encode(), ha["url"].encode(),
+                              ("%s on %s" % (cfg["sensor"]["type"], board.platform().upper())).encode())
+        if not cmd and not ha["discovery"]:
+            return None
+        from .inbox import Inbox
+
+        return Inbox(cmd.encode() if cmd else None, (ha["prefix"] + "/status").encode() if ha["discovery"] else None)
 
     async def main(self):
         from . import heartbeat, publisher, sampler, wifi
@@ -44,10 +71,14 @@ class Firmware:
         # heap on the unix port) for nothing, supervise() neither returns nor raises.
         tasks = [asyncio.create_task(c) for c in (
             supervise(node, "heartbeat", heartbeat.run, node, self.led),
-            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.interval_ms),
+            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog),
             supervise(node, "wifi", wifi.run, node, cfg["wifi"]),
             supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg, self.readings),
         )]
+        if self.inbox:
+            from . import inbox
+
+            tasks.append(asyncio.create_task(supervise(node, "inbox", inbox.run, node, self.inbox, self)))
         try:
             await tasks[0]  # never returns: main() ends only when cancelled
         finally:  # as gather() would: cancel them all, return once they have ended
@@ -95,11 +126,11 @@ def _settings(config, secrets):
     then dropped: its RAM (~10 KB on the unix port) goes to the tasks. A separate
     function so that no local of run() keeps the config module alive."""
     from . import board
-    from .config import ConfigError, load, warnings
+    from .config import OVERRIDES, ConfigError, load, warnings
     from .node import forget
 
     try:
-        cfg = load(config, secrets, board.min_interval_s(), board.platform())
+        cfg = load(config, secrets, board.min_interval_s(), board.platform(), OVERRIDES)
         for w in warnings(cfg):
             log("config", "WARNING: " + w)
         return cfg
@@ -119,6 +150,7 @@ def run(config="config.json", secrets="secrets.json"):
         return
     gc.collect()
     fw = Firmware(cfg)
+    fw.files = config, secrets
     del cfg  # Firmware keeps what the tasks read: the rest goes
     # Collect every quarter of the free heap allocated, not only when it is full:
     # long-lived objects made at run time (tasks, strings) then land low, among

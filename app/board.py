@@ -74,6 +74,17 @@ def station():
     return network.WLAN(network.STA_IF)
 
 
+def rssi():
+    """The station's signal in dBm, or None when it has no link."""
+    sta = station()
+    return sta.status("rssi") if sta.isconnected() else None
+
+
+def reset():
+    """Restart the board now (the restart command); never returns on a board."""
+    machine.reset()
+
+
 def status_name(code):
     """A station status in words, for the log."""
     for name in ("WRONG_PASSWORD", "NO_AP_FOUND", "CONNECTING", "IDLE", "GOT_IP", "CONNECT_FAIL"):

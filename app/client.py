@@ -2,13 +2,32 @@
 Firmware drops this module afterwards so its RAM goes to the tasks."""
 from .wifi import Link
 
+_READ_MAX = 256  # the longest read mqtt_as is let make at once: a command's most (app/inbox.py)
 
-def make(cfg, device, station, status):
+
+def make(cfg, device, station, status, subs_cb=None):
     """The mqtt_as client for our settings, on station (board.station()), calling
-    status (app.status.Status) back on every change of the connection."""
+    status (app.status.Status) back on every change of the connection, and
+    subs_cb(topic, msg, retained) with each message of a subscription."""
     from mqtt_as import MQTTClient, config as defaults
 
     class Client(MQTTClient):
+        dropped_len = 0  # the length of the last message too long to read (app/inbox.py)
+
+        async def _as_read(self, n, sock=None):
+            # mqtt_as reads a message whole, into a buffer that keeps its largest
+            # size: one larger than the free heap would end its message task with a
+            # MemoryError. Longer reads are taken in pieces and dropped; subs_cb
+            # then gets an empty message and dropped_len says how long it was.
+            if n <= _READ_MAX:
+                return await MQTTClient._as_read(self, n, sock)
+            left = n
+            while left > 0:
+                await MQTTClient._as_read(self, min(left, _READ_MAX), sock)
+                left -= _READ_MAX
+            self.dropped_len = n
+            return memoryview(b"")
+
         async def connect(self, *, quick=False):
             # mqtt_as's own reconnect loop retries on OSError only: any other
             # failure there (ssl's ValueError for a certificate, a MemoryError)
@@ -37,6 +56,8 @@ def make(cfg, device, station, status):
     c["wifi_pw"] = cfg["wifi"]["password"]
     c["wifi_coro"] = status.link  # the callback interface: no events, no task waiting on them
     c["connect_coro"] = status.online
+    if subs_cb:
+        c["subs_cb"] = subs_cb
     c["ssl"] = m["tls"]
     if m["tls"]:
         # do_handshake=False: the handshake then runs inside mqtt_as's non-blocking

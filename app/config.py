@@ -9,8 +9,8 @@ import json
 REQUIRED = "<required>"
 
 # (key, kind, default, limits). Kinds: str, secret (a str never logged; limits:
-# its most bytes, UTF-8), int, num, bool, pin (int or null), choice (limits =
-# allowed values).
+# its most bytes, UTF-8), int, num, bool, auto (a bool, or null: the chip decides),
+# pin (int or null), choice (limits = allowed values).
 SCHEMA = (
     ("device", "str", "", 32),
     ("location", "str", "", 64),
@@ -34,6 +34,10 @@ SCHEMA = (
     ("mqtt.topic", "str", "sensors/environmental", 128),
     ("mqtt.status_topic", "str", "fireant/{device}/status", 128),
     ("mqtt.stats_topic", "str", "fireant/{device}/stats", 128),
+    ("mqtt.cmd_topic", "str", "fireant/{device}/cmd", 128),
+    ("ha.discovery", "auto", None, None),
+    ("ha.prefix", "str", "homeassistant", 64),
+    ("ha.url", "str", "", 128),
     ("ntp.server", "str", "pool.ntp.org", 253),
     ("sensor.type", "choice", "DHT22", ("DHT22", "DHT11")),
     ("sensor.pin", "int", 5, (0, 48)),
@@ -46,7 +50,9 @@ SCHEMA = (
 # The sensor cannot be read faster than this (datasheets); the sim board may allow less.
 MIN_INTERVAL_S = {"DHT22": 2, "DHT11": 1}
 
-_TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic")
+_TOPICS = ("mqtt.topic", "mqtt.status_topic", "mqtt.stats_topic", "mqtt.cmd_topic", "ha.prefix")
+# What the commands changed (app/commands.py), on flash beside config.json.
+OVERRIDES = "overrides.json"
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _ESP8266_QUEUE = 128  # runs in the ESP8266 model's 33K with the firmware as ROMFS
 # GPIOs a DHT's data line (in and out, pulled up) and an LED (out) can use, per chip.
@@ -71,7 +77,7 @@ def _check(key, kind, value, limits):
         if len(value.encode()) > limits:
             _fail(key, "must be at most %d bytes long, got %d" % (limits, len(value.encode())))
         return value
-    if kind == "bool":
+    if kind == "bool" or kind == "auto" and value is not None:
         if value is not True and value is not False:
             _fail(key, "must be true or false")
         return value
@@ -79,7 +85,7 @@ def _check(key, kind, value, limits):
         if value not in limits:
             _fail(key, "must be one of %s, got %r" % (", ".join(limits), value))
         return value
-    if kind == "pin" and value is None:
+    if kind in ("pin", "auto") and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(key, "must be a number, got %r" % (value,))
@@ -135,11 +141,7 @@ def validate(raw, min_interval_s=None, platform=None):
             value = _check(key, kind, value, limits)
         section, name = _split(key)
         (cfg.setdefault(section, {}) if section else cfg)[name] = value
-    mins = min_interval_s or MIN_INTERVAL_S
-    kind = cfg["sensor"]["type"]
-    if cfg["sensor"]["interval_s"] < mins[kind]:
-        _fail("sensor.interval_s", "a %s cannot be read more often than every %s s, got %s"
-              % (kind, mins[kind], cfg["sensor"]["interval_s"]))
+    _sensor_floor(cfg["sensor"]["type"], cfg["sensor"]["interval_s"], min_interval_s)
     wifi, mqtt = cfg["wifi"], cfg["mqtt"]
     if wifi["backoff_max_s"] < wifi["backoff_min_s"]:
         _fail("wifi.backoff_max_s", "must not be below wifi.backoff_min_s")
@@ -164,16 +166,37 @@ def validate(raw, min_interval_s=None, platform=None):
     if "://" in server or ":" in server or " " in server:
         _fail("mqtt.server", "a host name or IPv4 address only, got \"%s\" (the port goes in mqtt.port)" % server)
     for key in _TOPICS:
-        problem = _topic_problem(_lookup(cfg, key).replace("{device}", device or "fireant-0"))
+        value = _lookup(cfg, key)
+        if key == "mqtt.cmd_topic" and not value:
+            continue  # "": no commands
+        problem = _topic_problem(value.replace("{device}", device or "fireant-0"))
         if problem:
             _fail(key, problem)
+    url = cfg["ha"]["url"]
+    if url and not (url.startswith("http://") or url.startswith("https://")) or " " in url or '"' in url \
+            or "\\" in url:
+        _fail("ha.url", "an http:// or https:// address (Home Assistant's configuration_url), or \"\", got \"%s\""
+              % url)
     if platform in _PINS:
         for key, pin, usable in (("sensor.pin", cfg["sensor"]["pin"], _PINS[platform][0]),
                                  ("led.pin", cfg["led"]["pin"], _PINS[platform][1])):
             if pin is not None and pin not in usable:
                 _fail(key, "GPIO %d cannot be used for that on an %s; these can: %s"
                       % (pin, platform.upper(), ", ".join(str(p) for p in usable)))
+    ha = cfg["ha"]
+    if ha["discovery"] is None:  # null: where it fits
+        ha["discovery"] = platform != "esp8266"
     if platform == "esp8266":
+        # Measured on the ESP8266 model (docs/ha.md): the firmware needs 31 KB, 35 with
+        # discovery, 33 with commands and 41 to handle one; an ESP8266 leaves 30-35 KB.
+        if ha["discovery"]:
+            _fail("ha.discovery", "an ESP8266 has not the heap for it (35 KB, of the 30-35 KB it leaves free; "
+                                  "docs/ha.md): set it to null or false, or use an ESP32")
+        if _lookup(raw, "mqtt.cmd_topic") is REQUIRED:
+            mqtt["cmd_topic"] = ""
+        elif mqtt["cmd_topic"]:
+            _fail("mqtt.cmd_topic", "an ESP8266 has not the heap for commands (41 KB to handle one, of the 30-35 KB "
+                                    "it leaves free; docs/ha.md): set it to \"\", or use an ESP32")
         if mqtt["ca"]:
             _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
                              "support): remove mqtt.ca, or use an ESP32")
@@ -184,6 +207,29 @@ def validate(raw, min_interval_s=None, platform=None):
             _fail("queue.size", "an ESP8266 has room for at most %d readings (docs/esp8266.md), got %d: use an "
                                 "ESP32 for more" % (_ESP8266_QUEUE, cfg["queue"]["size"]))
     return cfg
+
+
+def _sensor_floor(kind, interval_s, min_interval_s):
+    mins = min_interval_s or MIN_INTERVAL_S
+    if interval_s < mins[kind]:
+        _fail("sensor.interval_s", "a %s cannot be read more often than every %s s, got %s"
+              % (kind, mins[kind], interval_s))
+
+
+def check_interval(value, kind, min_interval_s=None):
+    """sensor.interval_s by itself, by validate()'s rules for it: a command's new
+    value, checked without reading and checking the whole files again."""
+    for key, k, _, limits in SCHEMA:
+        if key == "sensor.interval_s":
+            _check(key, k, value, limits)
+    _sensor_floor(kind, value, min_interval_s)
+    return value
+
+
+def interval(path, secrets):
+    """sensor.interval_s as config.json and secrets.json set it (factory_reset)."""
+    value = _lookup(merge(read_json(path), read_json(secrets, required=False)), "sensor.interval_s")
+    return 5 if value is REQUIRED else value
 
 
 def _topic_problem(topic):
@@ -199,6 +245,8 @@ def _topic_problem(topic):
         return "has an empty level (a / at the start or the end, or //)"
     if "\x00" in topic:
         return "must not hold a NUL character"
+    if '"' in topic or "\\" in topic:
+        return "must not hold \" or \\ (it goes into JSON as it is)"
     return None
 
 
@@ -237,14 +285,30 @@ def read_json(path, required=True):
         raise ConfigError("%s: not valid JSON (%s)" % (path, e))
 
 
-def load(path="config.json", secrets="secrets.json", min_interval_s=None, platform=None):
+def load(path="config.json", secrets="secrets.json", min_interval_s=None, platform=None, overrides=None):
+    """overrides: what commands changed, merged over both and validated with them:
+    a file name (OVERRIDES on the board), ignored with a warning when it is bad, so
+    that it never keeps a node from starting; or a dict to try, whose ConfigError
+    is raised (app/commands.py, before it writes the file)."""
     raw = read_json(path)
     if not isinstance(raw, dict):
         raise ConfigError("%s: the top level must be a JSON object" % path)
     extra = read_json(secrets, required=False)
     if not isinstance(extra, dict):
         raise ConfigError("%s: the top level must be a JSON object" % secrets)
-    return _compact(validate(merge(raw, extra), min_interval_s, platform))
+    cfg = validate(merge(raw, extra), min_interval_s, platform)
+    if isinstance(overrides, dict):
+        cfg = validate(merge(raw, overrides), min_interval_s, platform)
+    elif overrides:
+        try:
+            over = read_json(overrides, required=False)
+            if not isinstance(over, dict):
+                raise ConfigError("%s: the top level must be a JSON object" % overrides)
+            if over:
+                cfg = validate(merge(raw, over), min_interval_s, platform)
+        except ConfigError as e:
+            print("config: WARNING: %s ignored: %s" % (overrides, e))
+    return _compact(cfg)
 
 
 def _compact(value):

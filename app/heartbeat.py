@@ -1,8 +1,11 @@
 """LED heartbeat: one blink pattern per node state, from its own task.
 
 The LED keeps blinking only while the scheduler runs, so a frozen loop shows as
-a stuck LED. Patterns are (on_ms, off_ms, ...) cycles.
+a stuck LED. Patterns are (on_ms, off_ms, ...) cycles. The identify command shows IDENTIFY
+over all of them until node.identify_until.
 """
+from time import ticks_diff, ticks_ms
+
 from .node import BOOTING, NO_BROKER, NO_WIFI, OK, SENSOR_FAILING, sleep_ms
 
 PATTERNS = {
@@ -12,11 +15,15 @@ PATTERNS = {
     NO_BROKER: (100, 150, 100, 1150),  # two blinks
     OK: (50, 1950),  # a short flash every 2 s
 }
+IDENTIFY = (1000, 200)  # long on, short off: unlike any state
 
 
 async def run(node, led):
     while True:
-        pattern = PATTERNS[node.state()]
+        until = node.identify_until
+        if until is not None and ticks_diff(until, ticks_ms()) <= 0:
+            until = node.identify_until = None
+        pattern = PATTERNS[node.state()] if until is None else IDENTIFY
         for i in range(len(pattern)):
             led.set(not i & 1)
             await sleep_ms(pattern[i])

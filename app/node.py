@@ -4,6 +4,8 @@ import sys
 from random import getrandbits
 from time import ticks_ms
 
+VERSION = "0.11.0"  # the firmware's, as Home Assistant shows it
+
 # Heartbeat states, most urgent first.
 BOOTING = 0
 SENSOR_FAILING = 1
@@ -29,6 +31,8 @@ class Node:
         self.restarts = 0  # task crashes survived
         self.client_started = False  # mqtt_as made its first connection: it reconnects on its own
         self.restart_ms = 5000  # pause before a crashed task is restarted
+        self.interval_ms = 5000  # sampling period; a command may change it at run time
+        self.identify_until = None  # ticks_ms until which the LED shows IDENTIFY
 
     def state(self):
         if not self.booted:
@@ -41,12 +45,13 @@ class Node:
             return NO_BROKER
         return OK
 
-    def stats(self):
-        """The counters as JSON text (the device name is ASCII: config.py sees to it)."""
+    def stats(self, extra=""):
+        """The counters as JSON text (the device name is ASCII: config.py sees to it),
+        extra (", \"key\": value" pairs) added at the end in the same allocation."""
         return ('{"device": "%s", "uptime_ms": %d, "seq": %d, "published": %d, "dropped": %d, "sensor_errors": %d, '
-                '"wifi_drops": %d, "broker_connects": %d, "restarts": %d, "state": "%s"}') % (
+                '"wifi_drops": %d, "broker_connects": %d, "restarts": %d, "state": "%s"%s}') % (
             self.device, ticks_ms(), self.seq, self.published, self.dropped, self.sensor_errors, self.wifi_drops,
-            self.broker_connects, self.restarts, STATE_NAMES[self.state()])
+            self.broker_connects, self.restarts, STATE_NAMES[self.state()], extra)
 
 
 def forget(name):

@@ -11,7 +11,8 @@ from time import ticks_add, ticks_diff, ticks_ms
 from .node import log, sleep_ms
 
 
-async def run(node, sensor, backlog, interval_ms):
+async def run(node, sensor, backlog):
+    """Every node.interval_ms: a command may change it; the wait in progress follows."""
     due = ticks_ms()
     while True:
         try:
@@ -30,9 +31,14 @@ async def run(node, sensor, backlog, interval_ms):
             node.sensor_ok = True
         node.booted = True
         # A fixed schedule, not sleep(interval): read time and overruns do not drift it.
-        due = ticks_add(due, interval_ms)
-        wait = ticks_diff(due, ticks_ms())
-        if wait < 0:
+        # Slept in steps of at most 1 s: a new interval applies to the wait in progress.
+        last, slept = due, False
+        while True:
+            due = ticks_add(last, node.interval_ms)
+            wait = ticks_diff(due, ticks_ms())
+            if wait <= 0:
+                break
+            await sleep_ms(min(wait, 1000))
+            slept = True
+        if wait < 0 and not slept:  # overrun: the schedule starts again from now
             due = ticks_ms()
-            wait = 0
-        await sleep_ms(wait)

@@ -6,8 +6,11 @@ state, online() publishes, retained, "online" to the status topic and the
 counters to the stats topic. online() runs as a task of mqtt_as's for each
 connection; a failure in it (a MemoryError inside a publish) is logged, counted
 in restarts, and tried again while that connection lasts: no connection goes
-unannounced.
+unannounced. Then on_connect(), when set (app/inbox.py: subscriptions, discovery).
 """
+import gc
+
+from .board import rssi
 from .node import log, log_exception, sleep_ms
 
 
@@ -15,6 +18,7 @@ class Status:
     def __init__(self, node, backlog, topic, stats_topic):
         self._node, self._backlog = node, backlog
         self.topic, self._stats = topic, stats_topic  # as bytes; the will says "offline" to topic
+        self.on_connect = None
 
     async def link(self, up):
         node = self._node
@@ -30,9 +34,19 @@ class Status:
         while node.broker_up:
             try:
                 await client.publish(self.topic, b"online", True, 1)
-                await client.publish(self._stats, node.stats().encode(), True, 1)
+                await self.report(client)
+                if self.on_connect:
+                    self.on_connect()
                 return
             except Exception as e:  # MemoryError, say; CancelledError is not an Exception
                 node.restarts += 1
                 log_exception("status", e)
                 await sleep_ms(node.restart_ms)
+
+    async def report(self, client):
+        """The counters now, retained, to the stats topic: node.stats() and what Home
+        Assistant's diagnostics read besides (discovery.py)."""
+        r = rssi()
+        s = self._node.stats(', "rssi": %s, "heap_free": %d, "queued": %d' % (
+            "null" if r is None else r, gc.mem_free(), len(self._backlog)))
+        await client.publish(self._stats, s.encode(), True, 1)

@@ -7,6 +7,7 @@ from sim import paths
 paths.use_sim_cpython()
 
 import dht  # noqa: E402
+import machine  # noqa: E402
 import network  # noqa: E402
 import simboard  # noqa: E402
 
@@ -48,6 +49,7 @@ def reset_board():
     network.DNS_PORT = 53
     network.MDNS_SERVER = ("224.0.0.251", 5353)
     dht.reads = 0
+    machine.resets = 0
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,9 @@
 
 Set up as a real deployment is: allow_anonymous false and a password file; with
 tls=True also a TLS listener whose CA and server certificate are made on the
-spot with openssl. It listens on free loopback ports and can be stopped and
+spot with openssl; with acl=True the ACL of docs/mosquitto/fireant.acl (each
+node writes only its own topics: users named as the devices), and
+max_packet_size as docs/ha.md suggests it. It listens on free loopback ports and can be stopped and
 restarted on the same ports. Subscriber records what arrives, with arrival times.
 """
 import json
@@ -16,6 +18,7 @@ import time
 
 USER = "fireant"
 PASSWORD = "sensor-pass"
+ACL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "mosquitto", "fireant.acl")
 
 
 def free_port():
@@ -54,7 +57,7 @@ def make_certs(d, names=("localhost", "broker.test")):
 
 
 class Mosquitto:
-    def __init__(self, tls=False, users=None, workdir=None):
+    def __init__(self, tls=False, users=None, workdir=None, acl=False, max_packet_size=None):
         if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
         self.dir = workdir or tempfile.mkdtemp(prefix="fireant-broker-")
@@ -62,6 +65,8 @@ class Mosquitto:
         self.port = free_port()
         self.tls_port = free_port() if tls else None
         self.certs = make_certs(self.dir) if tls else None
+        self.acl = ACL if acl is True else acl or None
+        self.max_packet_size = max_packet_size
         self.proc = None
         self._write_config()
 
@@ -80,6 +85,10 @@ class Mosquitto:
             "log_type error", "log_type warning", "log_type notice",
             "listener %d 127.0.0.1" % self.port,
         ]
+        if self.acl:
+            lines.insert(4, "acl_file %s" % self.acl)
+        if self.max_packet_size:
+            lines.insert(4, "max_packet_size %d" % self.max_packet_size)
         if self.tls_port:
             lines += ["listener %d 127.0.0.1" % self.tls_port, "cafile %s" % self.certs["ca"],
                       "certfile %s" % self.certs["server"], "keyfile %s" % self.certs["key"]]

@@ -77,3 +77,22 @@ def test_esp8266_model_tls_figures_from_a_known_record():
     plain = {k: v for k, v in variants.items() if not k.endswith("_tls")}
     assert "tls" not in esp8266.section(dict(esp8266.summary(plain, "33K"), title="t", scenario="sc",
                                               tier_heap="33K", goal_ratio=1.4)).lower()
+
+
+def test_features_section_from_a_known_record():
+    from bench import features
+
+    def v(peak, steady, answers, configs):
+        return {"heap_peak_bytes": peak, "heap_steady_bytes": steady, "answers": answers,
+                "discovery_messages": configs, "ok": True,
+                "heap_peak_added_bytes": peak - 85000, "heap_steady_added_bytes": steady - 80000}
+
+    e = {"title": features.TITLE,
+         "unix_port": {"off": v(85000, 80000, 0, 0), "commands": v(88000, 82500, 2, 0),
+                       "discovery": v(91500, 83500, 0, 20), "both": v(92000, 84000, 2, 20)},
+         "esp8266_model": {"off": {"smallest_heap_k": 31}, "refused": "commands and discovery: refused"}}
+    text = features.section(e)
+    assert "commands     88000 ( +3000)   82500 ( +2500)  2  0" in text
+    assert "both         92000 ( +7000)   84000 ( +4000)  2  20" in text
+    assert "defaults (both off): 31 KB" in text and "refused" in text
+    assert "not measured: boom" in features.section({"error": "boom"})

@@ -142,3 +142,44 @@ def test_redacted_hides_every_secret_and_nothing_else():
     assert "s3cret" not in shown and "w1fi" not in shown
     assert '"user": "u"' in shown and '"ssid": "home"' in shown
     assert cfg["mqtt"]["password"] == "s3cret"  # the original is untouched
+
+
+def test_discovery_and_commands_are_on_where_they_fit_and_off_on_an_esp8266():
+    for platform in ("esp32", None):
+        cfg = config.validate({"mqtt": {"server": "b"}}, platform=platform)
+        assert cfg["ha"] == {"discovery": True, "prefix": "homeassistant", "url": ""}
+        assert cfg["mqtt"]["cmd_topic"] == "fireant/{device}/cmd"
+    cfg = config.validate({"mqtt": {"server": "b"}}, platform="esp8266")
+    assert cfg["ha"]["discovery"] is False and cfg["mqtt"]["cmd_topic"] == ""
+    with pytest.raises(ConfigError, match="ha.discovery: an ESP8266 has not the heap for it"):
+        config.validate({"mqtt": {"server": "b"}, "ha": {"discovery": True}}, platform="esp8266")
+    with pytest.raises(ConfigError, match="mqtt.cmd_topic: an ESP8266 has not the heap for commands"):
+        config.validate({"mqtt": {"server": "b", "cmd_topic": "n/{device}/cmd"}}, platform="esp8266")
+    assert config.validate({"mqtt": {"server": "b", "cmd_topic": ""}}, platform="esp8266")["mqtt"]["cmd_topic"] == ""
+    off = config.validate({"mqtt": {"server": "b", "cmd_topic": ""}, "ha": {"discovery": False}}, platform="esp32")
+    assert off["mqtt"]["cmd_topic"] == "" and off["ha"]["discovery"] is False
+
+
+@pytest.mark.parametrize("raw, key, words", [
+    ({"mqtt": {"server": "b", "cmd_topic": "a/#"}}, "mqtt.cmd_topic", "wildcards"),
+    ({"mqtt": {"server": "b", "topic": 'a/"b'}}, "mqtt.topic", "must not hold"),
+    ({"mqtt": {"server": "b"}, "ha": {"prefix": ""}}, "ha.prefix", "empty"),
+    ({"mqtt": {"server": "b"}, "ha": {"url": "ftp://x"}}, "ha.url", "http://"),
+    ({"mqtt": {"server": "b"}, "ha": {"discovery": "auto"}}, "ha.discovery", "true or false"),
+])
+def test_bad_ha_and_command_settings_name_the_key(raw, key, words):
+    with pytest.raises(ConfigError, match="config: %s: .*%s" % (key.replace(".", r"\."), words)):
+        config.validate(raw)
+
+
+def test_overrides_merge_over_both_files_and_a_bad_one_never_stops_a_boot(tmp_path, capsys):
+    path = write(tmp_path, "config.json", {"mqtt": {"server": "b"}, "sensor": {"interval_s": 5}})
+    none = str(tmp_path / "none.json")
+    over = write(tmp_path, "overrides.json", {"sensor": {"interval_s": 30}})
+    assert config.load(path, none, overrides=over)["sensor"]["interval_s"] == 30
+    for bad in ({"sensor": {"interval_s": 0.5}}, "{broken", [1]):
+        write(tmp_path, "overrides.json", bad)
+        assert config.load(path, none, overrides=over)["sensor"]["interval_s"] == 5
+        assert "WARNING: %s ignored" % over in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="sensor.interval_s: a DHT22 cannot be read more often"):
+        config.load(path, none, overrides={"sensor": {"interval_s": 0.5}})  # a command's: refused

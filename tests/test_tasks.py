@@ -64,9 +64,14 @@ class Recorder:
 
 # -- sampler
 
+def every(node, interval_ms):
+    node.interval_ms = interval_ms
+    return node
+
+
 async def test_sampler_keeps_cadence_without_drift():
     n, sink = Node("t"), Recorder()
-    async with task(sampler.run(n, board.Sensor("DHT22", 5), sink, 100)):
+    async with task(sampler.run(every(n, 100), board.Sensor("DHT22", 5), sink)):
         await until(lambda: len(sink.readings) >= 15)
     seqs = [r[0] for r in sink.readings]
     assert seqs == list(range(1, len(seqs) + 1))
@@ -80,7 +85,7 @@ async def test_sampler_keeps_cadence_without_drift():
 @pytest.mark.parametrize("fault", ["fail", "checksum", "garbage"])
 async def test_failed_read_is_counted_and_never_published_as_stale(fault):
     n, sink = Node("t"), Recorder()
-    async with task(sampler.run(n, board.Sensor("DHT22", 5), sink, 50)):
+    async with task(sampler.run(every(n, 50), board.Sensor("DHT22", 5), sink)):
         await until(lambda: len(sink.readings) >= 3)
         simboard.set(dht=fault)
         taken = len(sink.readings)
@@ -101,7 +106,7 @@ async def test_a_blocking_read_is_stamped_when_in_and_keeps_the_schedule():
     simboard.set(dht_block_ms=270)
     n, sink = Node("t"), Recorder()
     t0 = ticks_ms()
-    async with task(sampler.run(n, board.Sensor("DHT22", 5), sink, 1000)):
+    async with task(sampler.run(every(n, 1000), board.Sensor("DHT22", 5), sink)):
         await until(lambda: len(sink.readings) >= 4, timeout=10)
     assert ticks_diff(sink.readings[0][1], t0) >= 260
     assert all(950 <= g <= 1060 for g in gaps(sink.readings)), gaps(sink.readings)

@@ -1,9 +1,10 @@
 """Give CPython the MicroPython extensions app/ relies on (tests and sim runs).
 
 Import once before app: adds time.ticks_ms/ticks_add/ticks_diff (30-bit wrap, as
-on the board), asyncio.sleep_ms and sys.print_exception.
+on the board), asyncio.sleep_ms, sys.print_exception, and gc.mem_free (0: CPython has no fixed heap).
 """
 import asyncio
+import gc
 import sys
 import time
 import traceback
@@ -37,3 +38,4 @@ if sys.implementation.name != "micropython":
     time.ticks_ms, time.ticks_add, time.ticks_diff = ticks_ms, ticks_add, ticks_diff
     asyncio.sleep_ms = sleep_ms
     sys.print_exception = print_exception
+    gc.mem_free = lambda: 0

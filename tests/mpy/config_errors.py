@@ -27,6 +27,10 @@ BAD = (
     {"mqtt": {"server": "mqtt://b:1883"}},
     {"mqtt": {"server": "b", "topic": "/home/temp"}},
     {"mqtt": {"server": "b", "status_topic": "fireant/{devcie}/status"}},
+    {"mqtt": {"server": "b", "cmd_topic": "fireant/+/cmd"}},
+    {"mqtt": {"server": "b"}, "ha": {"prefix": "homeassistant/"}},
+    {"mqtt": {"server": "b"}, "ha": {"url": "node.local"}},
+    {"mqtt": {"server": "b"}, "ha": {"discovery": "on"}},
 )
 
 for raw in BAD:

@@ -26,7 +26,15 @@ anywhere the firmware could tell:
   outside ASCII is longer than it says, and the broker sees a truncated packet
   and garbage after it, then drops the connection (a CONNECT is refused);
 - disconnect() is a clean goodbye that leaves isconnected() true, as upstream's
-  does; close() also switches the station off.
+  does; close() also switches the station off;
+- subscribe(topic, qos=0) waits until connected and returns at the SUBACK; a
+  failure (a refused SUBACK, a lost link) reconnects and tries again. Nothing
+  resubscribes after a reconnect (clean session): that is the application's, in
+  connect_coro. Each message arrives through subs_cb(topic, msg, retained),
+  topic and msg bytes, retained a bool (set for what the broker kept, not for a
+  live message that was published retained), called from the message task: an
+  exception in subs_cb ends that task as it does upstream's (nothing reconnects
+  until a ping or a publish fails).
 
 The wire is a transport: under CPython real MQTT via paho-mqtt (_paho.py), under
 the MicroPython unix port an in-memory broker (_memory.py). MQTT_TRANSPORT
@@ -226,6 +234,9 @@ class MQTTClient:
             while self.isconnected():
                 if self._wire.closed_by_host():
                     raise AssertionError("Empty response")
+                inbound = self._wire.inbound
+                while inbound and self.isconnected():
+                    self._c["subs_cb"](*inbound.pop(0))  # upstream lets its exceptions through
                 await _sleep_ms(20)
         except OSError:
             pass
@@ -268,6 +279,25 @@ class MQTTClient:
     async def _connection(self):
         while not self._isconnected:
             await asyncio.sleep(1)
+
+    async def subscribe(self, topic, qos=0, properties=None):
+        if qos not in (0, 1):
+            raise ValueError("Only qos 0 and 1 are supported.")
+        while True:
+            await self._connection()
+            try:
+                granted = self._wire.subscribe(topic, qos)  # raises OSError on a dead link
+                t = ticks_ms()
+                while granted() is None:
+                    if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
+                        raise OSError(-1)
+                    await _sleep_ms(100)
+                if granted() >= 0x80:
+                    raise OSError(-1, "SUBACK reason code 0x%x" % granted())
+                return
+            except OSError:
+                pass
+            self._reconnect()
 
     async def publish(self, topic, msg, retain=False, qos=0, properties=None):
         if qos not in (0, 1):

@@ -24,12 +24,12 @@ def _text(b):
 
 
 def _deliver(topic, msg, retain):
-    if retain:
-        retained[_text(topic)] = _text(msg)
     if _log:  # another process reads them: keeping them too would skew heap figures
         with open(_log, "ab") as f:
             f.write(b"%s\t%d\t%s\n" % (topic, 1 if retain else 0, msg))
         return
+    if retain:
+        retained[_text(topic)] = _text(msg)
     messages.append((_text(topic), _text(msg), retain))
     if len(messages) > 200:
         messages.pop(0)
@@ -45,6 +45,7 @@ class Transport:
         self._up = False
         self._closed = False  # by the broker
         self._will = None
+        self.inbound = []  # nothing arrives: no one else publishes to this broker
 
     async def connect(self, addr, cfg, clean):
         await asyncio.sleep(0)
@@ -77,6 +78,11 @@ class Transport:
     def ping(self):
         self._check()
         self._client.last_rx = ticks_ms()
+
+    def subscribe(self, topic, qos):
+        """Returns a callable: the SUBACK's granted QoS, None before it."""
+        self._check()
+        return lambda: qos
 
     def publish(self, topic, msg, retain, qos):
         """Returns a callable: has the broker acknowledged it yet."""

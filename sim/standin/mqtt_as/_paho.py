@@ -64,6 +64,8 @@ class Transport:
         self._up = False
         self._closed = False  # by the broker (not by our keepalive)
         self._acked = set()
+        self._granted = {}
+        self.inbound = []  # (topic, msg, retained) for the message task to hand to subs_cb
 
     def _rx(self):
         self._client.last_rx = ticks_ms()
@@ -116,7 +118,16 @@ class Transport:
             settle(done.set_exception, OSError(-1, "Connection closed by host"))
 
         c.on_connect, c.on_publish, c.on_disconnect = on_connect, on_publish, on_disconnect
-        c.on_message = lambda *_: self._post(self._rx)
+        def on_message(_c, _u, m):
+            self._post(self._rx)
+            self._post(self.inbound.append, (m.topic.encode(), bytes(m.payload), bool(m.retain)))
+
+        def on_subscribe(_c, _u, mid, codes, _props):
+            self._post(self._rx)
+            self._post(self._granted.__setitem__, mid, codes[0].value)
+
+        c.on_message, c.on_subscribe = on_message, on_subscribe
+        self.inbound = []
         def run():
             try:
                 c.connect(addr[0], addr[1], keepalive=2 * ping_s)
@@ -148,6 +159,19 @@ class Transport:
         if not self._up:
             raise OSError(-1, "Connection closed by host")
         # paho pings by itself on silence (see the module note)
+
+    def subscribe(self, topic, qos):
+        """Returns a callable: the SUBACK's granted QoS (0x80: refused), None before it."""
+        if not self._up:
+            raise OSError(-1, "Connection closed by host")
+        t, t_len = on_wire(topic)
+        if len(t) != t_len:
+            self._drop()
+            raise OSError(-1, "Connection closed by host")
+        rc, mid = self._paho.subscribe(t.decode(), qos)
+        if rc != paho.MQTT_ERR_SUCCESS:
+            raise OSError(-1, "subscribe failed: %s" % paho.error_string(rc))
+        return lambda: self._granted.get(mid)
 
     def publish(self, topic, msg, retain, qos):
         """Returns a callable: has the broker acknowledged it yet. A republish is a

@@ -1,0 +1,98 @@
+"""Inbound MQTT: commands on mqtt.cmd_topic and Home Assistant's birth message.
+
+mqtt_as calls put() (its subs_cb) from inside its message loop with its lock
+held, so put() only files the message; run(), our task, acts on it. On every
+connection (status.online calls connected()) it subscribes again (clean
+session: the broker forgets subscriptions) and sends the discovery messages.
+The work is done by modules loaded for the moment and dropped after:
+app/commands.py for a command, app/discovery.py for discovery.
+
+A message over _MAX bytes is never held whole: app/client.py has mqtt_as read
+it in pieces and drop it (put() gets b"" and the client's dropped_len); it is
+answered "too long". The broker's max_packet_size (docs/ha.md) keeps such
+messages from reaching the node at all.
+"""
+import asyncio
+
+from .node import forget, log
+
+_MAX = 256  # the longest command taken; the rest is answered "too long" (app/client.py's _READ_MAX)
+
+
+class Inbox:
+    def __init__(self, cmd, ha_status):
+        self.cmd = cmd  # the command topic as bytes, or None: no commands
+        self.ha_status = ha_status  # Home Assistant's status topic as bytes, or None: no discovery
+        self.client = None
+        self.msg = None  # the command waiting: bytes, or its length when it was too long
+        self.retained = False
+        self.busy = 0  # commands that came while one was waiting: answered together
+        self.connect = False
+        self.discover = False
+        self.event = asyncio.Event()
+
+    def connected(self):
+        self.connect = True
+        self.event.set()
+
+    def put(self, topic, msg, retained):
+        """mqtt_as's subs_cb(topic, msg, retained): never awaits, never raises."""
+        c = self.client
+        big = 0
+        if c and c.dropped_len:
+            big, c.dropped_len = c.dropped_len, 0
+        if topic == self.ha_status:
+            # Home Assistant (re)started. A retained "online" comes with every
+            # subscription: discovery already goes out on every connect.
+            if msg == b"online" and not retained:
+                self.discover = True
+                self.event.set()
+            return
+        if topic != self.cmd:
+            return
+        if big or len(msg) > _MAX:
+            msg = big or len(msg)
+        if self.msg is not None:
+            self.busy += 1
+        else:
+            self.msg, self.retained = msg, retained
+        self.event.set()
+
+
+async def run(node, inbox, fw):
+    """fw: the app.Firmware the commands act on."""
+    client = inbox.client
+    while True:
+        await inbox.event.wait()
+        inbox.event.clear()
+        if inbox.connect:
+            inbox.connect = False
+            if inbox.cmd:
+                await client.subscribe(inbox.cmd, 1)
+            if inbox.ha_status:
+                await client.subscribe(inbox.ha_status, 1)
+                inbox.discover = True
+        if inbox.discover:
+            inbox.discover = False
+            from . import discovery
+
+            try:  # a failure (MemoryError) crashes this task, but never keeps the module
+                log("ha", "discovery: %d entities announced" % await discovery.send(client, fw.discovery))
+            finally:
+                del discovery
+                forget("discovery")
+        msg = inbox.msg
+        if msg is not None:  # the slot is free again: one more may wait while this one is handled
+            inbox.msg = None
+            from . import commands
+
+            try:
+                await commands.run(fw, client, msg, inbox.retained)
+            finally:
+                del commands
+                forget("commands")
+        if inbox.busy:
+            n, inbox.busy = inbox.busy, 0
+            log("cmd", "%d commands came while one was handled: ignored" % n)
+            await client.publish(fw.cmd_result, b'{"ok": false, "error": "busy: %d commands ignored, '
+                                                 b'send one at a time"}' % n, False, 1)

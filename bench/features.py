@@ -1,0 +1,120 @@
+"""What commands and Home Assistant discovery cost in heap (issue 11, point 7).
+
+The same short run four times, features off, commands only, discovery only,
+both: the firmware under the 64-bit unix port (mpy build, the real mqtt_as
+against a Mosquitto where lib/ has it), a command answered (interval, status)
+and Home Assistant's "online" (discovery again) while it runs; live heap after
+gc.collect() every HEAP_EVERY_MS, its peak and its steady median, and the
+difference to "off". Then on the ESP8266 model (ROMFS), the smallest heap with
+the defaults (both off there), bisected in 1 KB steps. Both are refused on an
+ESP8266 by the validator: their figures (commands 33 KB idle, 41 KB handling
+one; discovery 35 KB), measured before that rule, are in docs/ha.md.
+"""
+import json
+import statistics
+
+from sim import paths, unixport
+from sim.firmware import sim_config
+from sim.mosquitto import PASSWORD, USER, Mosquitto
+
+TITLE = "heap cost of commands and Home Assistant discovery"
+HEAP_EVERY_MS = 100
+RUN_S = 11  # room for the second discovery round (Home Assistant's online at 5 s) to finish
+VARIANTS = {
+    "off": {"ha": {"discovery": False}, "mqtt": {"cmd_topic": ""}},
+    "commands": {"ha": {"discovery": False}},
+    "discovery": {"mqtt": {"cmd_topic": ""}},
+    "both": {},
+}
+
+
+def _send(broker, topic, payload):
+    import paho.mqtt.publish as pub
+
+    pub.single(topic, payload, qos=1, hostname="127.0.0.1", port=broker.port,
+               auth={"username": USER, "password": PASSWORD})
+
+
+def _script(broker):
+    cmd = "fireant/sim-node/cmd"
+    return [(3, lambda: _send(broker, cmd, json.dumps({"cmd": "interval", "interval_s": 0.4}))),
+            (4, lambda: _send(broker, cmd, json.dumps({"cmd": "status"}))),
+            (5, lambda: _send(broker, "homeassistant/status", "online"))]
+
+
+def _raw(broker, extra):
+    raw = sim_config(broker, sensor={"interval_s": 0.2})
+    for section, values in extra.items():
+        raw.setdefault(section, {}).update(values)
+    return raw
+
+
+def _unix(broker, use_broker, name):
+    heapsize = "160K"  # room enough: the live figure is what is measured
+    r = unixport.run(_raw(broker, VARIANTS[name]), _script(broker), heapsize=heapsize, build="mpy",
+                     broker=use_broker, seconds=RUN_S, heap_every_ms=HEAP_EVERY_MS)
+    samples = [live for _, live in r.heap[:-1]]
+    answers = len(r.on("fireant/sim-node/cmd/result"))
+    configs = len([t for t, ret, _ in r.messages if t.endswith("/config") and not ret])
+    return {"run": r.describe(), "heap_peak_bytes": max(samples) if samples else None,
+            "heap_steady_bytes": int(statistics.median(samples)) if samples else None,
+            "answers": answers, "discovery_messages": configs, "ok": r.returncode == 0 and r.stopped()}
+
+
+def _model_smallest(name):
+    with Mosquitto() as broker:
+        raw = _raw(broker, VARIANTS[name])
+        kw = dict(faults=_script(broker), broker=broker, seconds=RUN_S, interp="esp8266", heap_every_ms=0)
+        runs = {}
+        k = unixport.smallest_heap(raw, lo_k=27, hi_k=44, step_k=1, runs=runs, **kw)
+        return {"smallest_heap_k": k, "tried": {str(kk): r.returncode == 0 and r.stopped()
+                                                 for kk, r in sorted(runs.items())}}
+
+
+def measure(short=False):
+    out = {"title": TITLE, "unix_port": {}, "esp8266_model": {}}
+    with Mosquitto() as broker:
+        use_broker = broker if paths.lib_dir() else None
+        for name in VARIANTS:
+            out["unix_port"][name] = _unix(broker, use_broker, name)
+    off = out["unix_port"]["off"]
+    for name, e in out["unix_port"].items():
+        for k in ("heap_peak_bytes", "heap_steady_bytes"):
+            if e[k] is not None and off[k] is not None:
+                e[k.replace("_bytes", "_added_bytes")] = e[k] - off[k]
+    if short:
+        return out
+    from sim import upstream
+
+    why = upstream.model_unavailable(False)
+    if why or not paths.lib_dir():
+        out["esp8266_model"]["error"] = why or "no real mqtt_as"
+        return out
+    out["esp8266_model"]["off"] = _model_smallest("off")
+    out["esp8266_model"]["refused"] = "commands and discovery: refused on an ESP8266 by the validator (docs/ha.md)"
+    return out
+
+
+def _signed(n):
+    return "-" if n is None else "%+d" % n
+
+
+def section(e):
+    if "unix_port" not in e:
+        return "features: not measured: %s" % e.get("error")
+    lines = ["%s" % e["title"],
+             "  64-bit unix port, live heap (bytes): variant, peak (+ over off), steady (+ over off), "
+             "answers, discovery messages"]
+    for name, v in e["unix_port"].items():
+        lines.append("    %-10s %7s (%6s) %7s (%6s)  %d  %d%s" % (
+            name, v["heap_peak_bytes"], _signed(v.get("heap_peak_added_bytes")), v["heap_steady_bytes"],
+            _signed(v.get("heap_steady_added_bytes")), v["answers"], v["discovery_messages"],
+            "" if v["ok"] else "  (run FAILED)"))
+    m = e.get("esp8266_model", {})
+    if m.get("error"):
+        lines.append("  ESP8266 model: not measured: %s" % m["error"])
+    if "off" in m:
+        lines.append("  ESP8266 model (ROMFS) smallest heap, defaults (both off): %s KB" % m["off"]["smallest_heap_k"])
+    if "refused" in m:
+        lines.append("  ESP8266 model: %s" % m["refused"])
+    return "\n".join(lines)
