@@ -26,6 +26,11 @@ class Firmware:
         self.interval_ms = int(s["interval_s"] * 1000)
         self.backlog = Backlog(self.node, q)
         self.sensor = board.Sensor(s["type"], s["pin"])
+        self.filter = None
+        if cfg["filter"]:  # config.py: None unless a filter.* key is set
+            from .filters import Filter
+
+            self.filter = Filter(cfg["filter"])
         self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
         self.status = Status(self.node, self.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
         self.client = client.make(cfg, device, board.station(), self.status)
@@ -44,7 +49,8 @@ class Firmware:
         # heap on the unix port) for nothing, supervise() neither returns nor raises.
         tasks = [asyncio.create_task(c) for c in (
             supervise(node, "heartbeat", heartbeat.run, node, self.led),
-            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.interval_ms),
+            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.interval_ms,
+                      self.filter),
             supervise(node, "wifi", wifi.run, node, cfg["wifi"]),
             supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg, self.readings),
         )]
