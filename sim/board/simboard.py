@@ -100,7 +100,7 @@ def weather(ms=None):
     if noise:
         t += noise * (rand() + rand() - 1) * 2  # triangular, +-2 noise
         h += 3 * noise * (rand() + rand() - 1) * 2
-    return t, min(100.0, max(0.0, h))
+    return t, (min(100.0, max(0.0, h)) if day_s or noise else h)
 
 
 def get(key):

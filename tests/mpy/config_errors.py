@@ -27,6 +27,10 @@ BAD = (
     {"mqtt": {"server": "mqtt://b:1883"}},
     {"mqtt": {"server": "b", "topic": "/home/temp"}},
     {"mqtt": {"server": "b", "status_topic": "fireant/{devcie}/status"}},
+    {"mqtt": {"server": "b"}, "filter": {"smoothing": "mean"}},
+    {"mqtt": {"server": "b"}, "filter": {"window": 16}},
+    {"mqtt": {"server": "b"}, "filter": {"temperature_multiply": 0}},
+    {"mqtt": {"server": "b"}, "filter": {"heartbeat_s": 10, "throttle_s": 60}},
 )
 
 for raw in BAD:
@@ -44,6 +48,7 @@ for raw in ({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, {"mqtt": {"s
         print(e)
 
 cfg = validate({"wifi": {"ssid": "home"}, "mqtt": {"server": "192.168.1.10"}, "led": {"pin": None}})
+print("filter", sorted(validate({"mqtt": {"server": "b"}, "filter": {"smoothing": "median"}})["filter"].items()))
 for section in sorted(cfg):
     value = cfg[section]
     print(section, sorted(value.items()) if isinstance(value, dict) else repr(value))
