@@ -15,13 +15,14 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import esp8266, heap, metrics
+from . import esp8266, filters, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
 UNIX_PORT = "unix_port"  # not a fault scenario: fireant alone on MicroPython, for its heap
 ESP8266_MODEL = "esp8266_model"  # nor this: fireant and a bare mqtt_as client on the ESP8266 RAM model
-HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL)
+FILTERS = "filters"  # nor this: the heap cost of app/filters.py, loaded only when configured
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FILTERS)
 
 
 def _rounded(v):
@@ -67,7 +68,7 @@ def _esp8266_model(short):
 def run(names=None, short=False, log_path=None, progress=None):
     """Run the named scenarios (all by default) and return {name: entry}. The
     firmware's log goes to log_path (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL]
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FILTERS]
     names = list(names or known)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -86,6 +87,11 @@ def run(names=None, short=False, log_path=None, progress=None):
                 results[name] = _unix_port(short)
             elif name == ESP8266_MODEL:
                 results[name] = _esp8266_model(short)
+            elif name == FILTERS:
+                try:
+                    results[name] = filters.measure(short)
+                except (RuntimeError, OSError) as e:  # no micropython or mpy-cross on this host
+                    results[name] = {"title": filters.TITLE, "error": str(e)}
             else:
                 results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
             results[name]["wall_s"] = round(time.monotonic() - t0, 1)
@@ -145,6 +151,13 @@ def unix_port_section(results):
     if e.get("error"):
         lines.append("  run FAILED: " + e["error"])
     return "\n".join(lines)
+
+
+def filters_section(results):
+    e = results.get(FILTERS)
+    if e is None:
+        return ""
+    return "%s: not measured: %s" % (e["title"], e["error"]) if "error" in e else filters.section(e)
 
 
 def esp8266_section(results):

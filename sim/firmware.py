@@ -48,7 +48,6 @@ def reset_board():
     network.DNS_PORT = 53
     network.MDNS_SERVER = ("224.0.0.251", 5353)
     dht.reads = 0
-    simboard.set(seed=SIM_DEFAULTS["seed"], day_s=0)  # the noise's sequence from its start
 
 
 @contextlib.asynccontextmanager

@@ -53,8 +53,11 @@ from sim import paths
 # loads .mpy files into RAM, 64-bit: every line of code costs heap here, and the
 # sim board (ROM on a board) is in it. Measured after issue 10: stand-ins .mpy 72K,
 # real 82K, real with TLS 90K; .py builds, compiled on import, 90K and 100K.
+# Issue 11's filter keys (config.py's SCHEMA, 11 lines) cost the .py build 5K more
+# at boot, while config.py's source is parsed (smallest heap of a short run 93K ->
+# 98K); the .mpy builds did not move (75K both).
 # An ESP8266's figures are the ESP8266 model's (below, docs/esp8266.md).
-HEAP_BUDGET = {("mpy", "standin"): "76K", ("py", "standin"): "94K",
+HEAP_BUDGET = {("mpy", "standin"): "76K", ("py", "standin"): "99K",
                ("mpy", "real"): "86K", ("py", "real"): "104K", ("mpy", "real-tls"): "94K"}
 # The ESP8266 model's tier runs at what an ESP8266 leaves an application: its GC
 # heap is 38 KB in all (ports/esp8266/main.c), of which the boot (UART and REPL,
@@ -70,7 +73,7 @@ ESP8266_PATH = ":.frozen:/rom:/rom/lib"
 ROMFS_PARTITION = 320 * 1024  # the FLASH_2M_ROMFS board's ROMFS partition
 # What each program logs its start and clean stop under: "[ticks] <tag>: ...".
 PROGRAMS = {"unixrun": "app", "bareclient": "bare"}
-BOARD_MODULES = ("simboard", "machine", "network", "dht", "unixrun")
+BOARD_MODULES = ("simboard", "simweather", "machine", "network", "dht", "unixrun")
 STANDIN_FILES = ("mqtt_as/__init__.py", "mqtt_as/_memory.py", "primitives/__init__.py",
                  "primitives/ringbuf_queue.py")
 _TICKS = re.compile(r"\[\s*(\d+)\] ")

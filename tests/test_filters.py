@@ -11,6 +11,7 @@ import sys
 import dht
 import pytest
 import simboard
+import simweather
 
 from app import board, sampler
 from app.config import validate
@@ -168,11 +169,11 @@ async def test_without_filter_keys_the_module_is_not_loaded(broker):
 
 def test_the_sim_day_cycles_and_is_reproducible_from_its_seed():
     simboard.set(day_s=100, noise=0.1, seed=7)
-    day = [simboard.weather(ms) for ms in range(0, 100000, 5000)]
+    day = [simweather.weather(ms) for ms in range(0, 100000, 5000)]
     simboard.set(seed=7)
-    assert [simboard.weather(ms) for ms in range(0, 100000, 5000)] == day
+    assert [simweather.weather(ms) for ms in range(0, 100000, 5000)] == day
     simboard.set(seed=8)
-    assert [simboard.weather(ms) for ms in range(0, 100000, 5000)] != day
+    assert [simweather.weather(ms) for ms in range(0, 100000, 5000)] != day
     temps = [t for t, _ in day]
     coolest, warmest = temps.index(min(temps)), temps.index(max(temps))
     assert 1 <= coolest <= 4 and 11 <= warmest <= 14  # ~03:00 and ~15:00 of a 20-step day

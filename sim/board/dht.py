@@ -4,14 +4,11 @@
 - "fail": no answer on the line: OSError(ETIMEDOUT);
 - "checksum": the bits arrived garbled: a plain Exception("checksum error");
 - "garbage": a reading with a good checksum and impossible values;
-- "flaky": a loose wire: one read in four (drawn from simboard's seeded
-  generator) fails, half of them with no answer, half garbled;
-- "spike": every fourth read has bit 8 of the temperature flipped (+25.6 C)
-  with a checksum that still matches: in range, but no DHT moves that fast.
+- "flaky" and "spike": see simweather.py.
 
-Readings come in the driver's resolution (DHT22: tenths; DHT11: whole units),
-from simboard.weather(): constant by default, a day/night cycle with noise when
-simboard's day_s / noise are set.
+Readings come in the driver's resolution (DHT22: tenths; DHT11: whole units):
+simboard's temperature and humidity, or with its day_s / noise set the air of
+simweather.py, a day/night cycle with noise.
 
 measure() blocks for simboard "dht_block_ms" (a board: ~270 ms, the line held
 250 ms high and 18 ms low before the sensor answers; 0 by default so that fast
@@ -44,18 +41,15 @@ class DHT22:
             raise OSError(ETIMEDOUT)
         if mode == "checksum":
             raise Exception("checksum error")
-        if mode == "flaky":
-            r = simboard.rand()
-            if r < 0.125:
-                raise OSError(ETIMEDOUT)
-            if r < 0.25:
-                raise Exception("checksum error")
         if mode == "garbage":
             self._t, self._h = 255.5, 150.0
         else:
-            t, h = simboard.weather()
-            if mode == "spike" and reads % 4 == 0:
-                t += 25.6
+            t, h = simboard.get("temperature"), simboard.get("humidity")
+            state = simboard.STATE
+            if mode != "ok" or state.get("day_s") or state.get("noise"):
+                import simweather
+
+                t, h = simweather.read(mode, reads)
             if t != t or h != h:  # NaN set by a test: no driver makes one, the firmware must refuse it
                 self._t, self._h = t, h
             elif type(self) is DHT11:  # whole degrees and percent

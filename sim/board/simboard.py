@@ -5,7 +5,6 @@ named by FIREANT_SIM_CONTROL, e.g. {"link": false} to drop the Wi-Fi, or
 {"dht": "fail"} to unplug the sensor. Works under CPython and MicroPython.
 """
 import json
-import math
 import os
 import time
 
@@ -23,18 +22,11 @@ STATE = {
     "link": True,  # the access point is reachable
     "wifi_password": None,  # when set, a join with another password fails
     "join_ms": 200,  # association + DHCP time
-    "dht": "ok",  # ok | fail | checksum | garbage | flaky | spike: sim/board/dht.py
+    "dht": "ok",  # ok | fail | checksum | garbage (dht.py) | flaky | spike (simweather.py)
     "dht_block_ms": 0,  # how long measure() blocks the loop (a board: ~270)
     "temperature": 21.5,  # what the sensor reads; with day_s, the day's mean
     "humidity": 45.0,
-    # A day/night cycle (0: off, the values above read as they are) compressed into
-    # day_s seconds: temperature +-swing C around its mean, warmest mid-afternoon,
-    # relative humidity the other way (4x); noise: the spread of each reading's
-    # noise in C (humidity 3x), drawn from a generator seeded with seed.
-    "day_s": 0,
-    "swing": 3.0,
-    "noise": 0.0,
-    "seed": 1,
+    # day_s, swing, noise, seed: the air's day and noise when set (simweather.py)
     "broker": True,  # for the in-memory broker stand-in: up
     "mqtt_password": None,  # when set, the in-memory broker refuses any other (CONNACK 5)
 }
@@ -65,42 +57,14 @@ def _poll():
 
 
 def set(**changes):
-    global _link_since, _rng, _day0
+    global _link_since
     if changes.get("link") and not STATE["link"]:
         _link_since = ticks_ms()
-    if "seed" in changes:
-        _rng = changes["seed"] & 0xFFFFFFFF
-    if "day_s" in changes:
-        _day0 = ticks_ms()  # the day starts at midnight
+    if "seed" in changes:  # simweather's generator starts over
+        changes["_rng"] = changes["seed"]
+    if "day_s" in changes:  # the day starts at midnight
+        changes["_day0"] = ticks_ms()
     STATE.update(changes)
-
-
-_rng = STATE["seed"]
-_day0 = ticks_ms()
-
-
-def rand():
-    """The next number in [0, 1) of the seeded generator (a 32-bit LCG: the same
-    sequence under CPython and MicroPython)."""
-    global _rng
-    _rng = (_rng * 1664525 + 1013904223) & 0xFFFFFFFF
-    return _rng / 4294967296
-
-
-def weather(ms=None):
-    """(temperature C, humidity %) the air has ms after the day started (default: now)."""
-    t, h, day_s = get("temperature"), get("humidity"), STATE["day_s"]
-    if day_s:
-        if ms is None:
-            ms = ticks_diff(ticks_ms(), _day0)
-        # Coolest at 03:00, warmest at 15:00 of the compressed day.
-        c = math.cos(2 * math.pi * ((ms / 1000 / day_s) % 1 - 0.625))
-        t, h = t + STATE["swing"] * c, h - 4 * STATE["swing"] * c
-    noise = STATE["noise"]
-    if noise:
-        t += noise * (rand() + rand() - 1) * 2  # triangular, +-2 noise
-        h += 3 * noise * (rand() + rand() - 1) * 2
-    return t, (min(100.0, max(0.0, h)) if day_s or noise else h)
 
 
 def get(key):
