@@ -27,8 +27,8 @@ _JUMPS = const(3)
 
 
 async def run(node, sensor, backlog, interval_ms, filt=None):
-    due = ticks_ms()
-    last_t10 = last_ms = jumps = 0
+    due = last_ms = ticks_ms()
+    last_t10 = jumps = 0
     good = False  # last_t10 holds a reading
     while True:
         try:
