@@ -179,7 +179,8 @@ def test_the_sim_day_cycles_and_is_reproducible_from_its_seed():
     assert 1 <= coolest <= 4 and 11 <= warmest <= 14  # ~03:00 and ~15:00 of a 20-step day
     assert 21.5 - 3.3 < min(temps) < 21.5 - 2.5 and 21.5 + 2.5 < max(temps) < 21.5 + 3.3
     hums = [h for _, h in day]
-    assert hums.index(max(hums)) == coolest or abs(hums.index(max(hums)) - coolest) <= 1  # damp at night
+    assert abs(hums.index(max(hums)) - coolest) <= 1  # damp at night, dry in the afternoon
+    assert abs(hums.index(min(hums)) - warmest) <= 1
 
 
 def test_the_sim_sensor_reads_in_the_drivers_resolution():
