@@ -850,6 +850,107 @@ class Table:
         self._print("%-22s %s" % (topic[:60], text))
 
 
+class Entities:
+    """The node as Home Assistant would show it: per device its entities
+    (Temperature, Humidity, Status, the diagnostics of its stats), updated as
+    messages arrive. On a terminal a card redrawn in place, with a trend of the
+    last readings; elsewhere (CI, a pipe) one line per update."""
+
+    TREND = 24  # readings in the trend line
+
+    def __init__(self, status_topic, stats_topic, out=None, tty=None):
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty() if tty is None else tty
+        utf = "utf" in (getattr(self.out, "encoding", None) or "utf-8").lower()
+        self.deg, self.bars, self.dot = ("\u00b0C", "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588", "\u00b7") \
+            if utf else ("C", "_.-=+*#@", "|")
+        self.topics = [(re.compile("^%s$" % re.escape(t).replace(re.escape("{device}"), "([^/]+)")), kind)
+                       for t, kind in ((status_topic, "status"), (stats_topic, "stats"))]
+        self.devices = {}
+        self._lock = threading.Lock()
+        self._drawn = 0  # lines of the cards on screen (tty)
+
+    def _device(self, name):
+        return self.devices.setdefault(name, {"status": "unknown", "temps": [], "hums": [], "stats": {},
+                                              "t": None, "h": None, "seq": None, "location": "", "note": ""})
+
+    def reading(self, r, arrived):
+        with self._lock:
+            d = self._device(str(r.get("device", "?")))
+            seq = r.get("seq")
+            d["note"] = ""
+            if isinstance(seq, int) and isinstance(d["seq"], int) and seq > d["seq"] + 1:
+                d["note"] = "gap: %d missing" % (seq - d["seq"] - 1)
+            d.update(t=r.get("temperature_C"), h=r.get("humidity"), seq=seq, location=r.get("location", ""))
+            for key, v in (("temps", d["t"]), ("hums", d["h"])):
+                if isinstance(v, (int, float)):
+                    d[key] = (d[key] + [v])[-self.TREND:]
+            self._show(r.get("device", "?"), "Temperature %s %s  Humidity %s %%  (seq %s)%s" % (
+                _fmt(d["t"]), self.deg, _fmt(d["h"]), seq, "  " + d["note"] if d["note"] else ""))
+
+    def status(self, topic, text):
+        with self._lock:
+            for pattern, kind in self.topics:
+                m = pattern.match(topic)
+                if m:
+                    d = self._device(m.group(1))
+                    if kind == "status":
+                        d["status"] = text or "unknown"
+                        self._show(m.group(1), "Status %s" % d["status"])
+                        return
+                    try:
+                        d["stats"] = json.loads(text)
+                    except ValueError:
+                        break
+                    self._show(m.group(1), "Diagnostics: %s" % self._diagnostics(d))
+                    return
+            self._show(topic, text)
+
+    def note(self, text):
+        """A line of the node's log: above the cards on a terminal."""
+        with self._lock:
+            self._show(None, text)
+
+    def _diagnostics(self, d):
+        s = d["stats"]
+        return ", ".join("%s %s" % (k.replace("_", " "), s[k]) for k in
+                         ("sensor_errors", "filtered", "dropped", "published", "wifi_drops") if k in s)
+
+    def _trend(self, values):
+        if len(values) < 2:
+            return ""
+        lo, hi = min(values), max(values)
+        n = len(self.bars) - 1
+        return "".join(self.bars[0 if hi == lo else round((v - lo) / (hi - lo) * n)] for v in values) + \
+            "  %s..%s" % (_fmt(lo), _fmt(hi))
+
+    def _card(self, name, d):
+        head = " %s " % self.dot
+        lines = [head.join(x for x in (name, d["location"], d["status"]) if x)]
+        lines.append("  %-14s %6s %-3s %s" % ("Temperature", _fmt(d["t"]), self.deg, self._trend(d["temps"])))
+        lines.append("  %-14s %6s %-3s %s" % ("Humidity", _fmt(d["h"]), "%", self._trend(d["hums"])))
+        lines.append("  %-14s %s" % ("Reading", "seq %s %s" % (d["seq"], d["note"]) if d["seq"] is not None
+                                     else "none yet"))
+        if d["stats"]:
+            lines.append("  %-14s %s" % ("Diagnostics", self._diagnostics(d)))
+        return lines
+
+    def _show(self, name, line):
+        if not self.tty:
+            self.out.write(line + "\n" if name is None else "%-22s %s\n" % (str(name)[:22], line))
+        else:
+            # Up over the cards, clear to the end; a line about no device stays above them.
+            text = ("\x1b[%dA" % self._drawn if self._drawn else "") + "\x1b[J"
+            if name not in self.devices:
+                text += line + "\n" if name is None else "%s %s\n" % (name, line)
+            lines = []
+            for device, d in self.devices.items():
+                lines += self._card(device, d) + [""]
+            self.out.write(text + "".join(ln + "\n" for ln in lines))
+            self._drawn = len(lines)
+        self.out.flush()
+
+
 def _fmt(v):
     return "%.1f" % v if isinstance(v, (int, float)) else "-"
 
@@ -964,24 +1065,49 @@ def cmd_sim(args):
         except RuntimeError as e:
             raise Fail("%s; or run ./fireant sim, which installs it" % e)
         broker = ("127.0.0.1", mosquitto.port, USER, PASSWORD)
+    control = os.path.join(tempfile.mkdtemp(prefix="fireant-sim-control-"), "control.json")
+    with open(control, "w") as f:  # the sim board reads it at start and whenever it changes
+        json.dump({"day_s": args.day_s, "noise": args.noise, "seed": args.seed}, f)
+    os.environ["FIREANT_SIM_CONTROL"] = control
     try:
         raw = sim_raw(args, broker)
-        print("Simulated board, broker %s:%d, a reading every %s s (Ctrl-C to stop)"
-              % (broker[0], broker[1], args.interval), flush=True)
+        print("Simulated board, broker %s:%d, a reading every %s s, a day every %s s (Ctrl-C to stop)"
+              % (broker[0], broker[1], args.interval, args.day_s or "-"), flush=True)
+        print("Steer the sensor: echo '{\"dht\": \"fail\"}' > %s  (or temperature, humidity, dht: ok, checksum, "
+              "garbage, flaky, spike; link: false drops the Wi-Fi)" % control, flush=True)
         if args.micropython:
             _sim_micropython(args, raw, broker)
         else:
             _sim_cpython(args, raw, broker)
     finally:
+        shutil.rmtree(os.path.dirname(control), ignore_errors=True)
         if mosquitto:
             mosquitto.stop()
             shutil.rmtree(mosquitto.dir, ignore_errors=True)
 
 
+class _Log(io.TextIOBase):
+    """The in-process firmware's prints, line by line, to the view (so that a
+    terminal's cards are redrawn below them, not over them)."""
+
+    def __init__(self, view):
+        self.view, self.part = view, ""
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        *lines, self.part = (self.part + s).split("\n")
+        for line in lines:
+            self.view.note(line)
+        return len(s)
+
+
 def _watch(cfg, broker):
     readings, topics = _topics(cfg)
     host, port, user, password = broker
-    return subscribe(host, port, Table(), topics, user, password, readings_topic=readings)
+    view = Entities(cfg["mqtt"]["status_topic"], cfg["mqtt"]["stats_topic"])
+    return view, subscribe(host, port, view, topics, user, password, readings_topic=readings)
 
 
 def _sim_cpython(args, raw, broker):
@@ -995,7 +1121,7 @@ def _sim_cpython(args, raw, broker):
         cfg = _config_module().validate(json.loads(json.dumps(raw)), app.board.min_interval_s())
     except ValueError as e:
         raise Fail("invalid configuration for the sim: %s" % e)
-    c = _watch(cfg, broker)
+    view, c = _watch(cfg, broker)
 
     async def run():
         async with firmware.running(raw):
@@ -1004,7 +1130,8 @@ def _sim_cpython(args, raw, broker):
             await asyncio.sleep(args.seconds)
 
     try:
-        asyncio.run(run())
+        with contextlib.redirect_stdout(_Log(view)):
+            asyncio.run(run())
     except KeyboardInterrupt:
         pass
     finally:
@@ -1025,12 +1152,15 @@ def _sim_micropython(args, raw, broker):
         print("Note: neither lib/ nor the cache has the real mqtt_as, so the unix port uses the in-memory stand-in "
               "broker and no readings reach the broker; run `python deploy.py deps --host` (GitHub) or "
               "`./fireant upstream --from DIR` (a local clone) first.", flush=True)
-    c = _watch(cfg, broker)
+    view, c = _watch(cfg, broker)
     work = tempfile.mkdtemp(prefix="fireant-sim-")
     with open(os.path.join(work, "config.json"), "w") as f:
         json.dump(raw, f)
     env = dict(os.environ, MICROPYPATH=paths.micropypath())
-    p = subprocess.Popen(micropython_cmd() + ["-c", "import app; app.run()"], cwd=work, env=env)
+    p = subprocess.Popen(micropython_cmd() + ["-c", "import app; app.run()"], cwd=work, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    log = threading.Thread(target=lambda: [view.note(ln.rstrip("\n")) for ln in p.stdout], daemon=True)
+    log.start()
     try:
         p.wait(args.seconds)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
@@ -1042,6 +1172,7 @@ def _sim_micropython(args, raw, broker):
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        log.join(5)
         c.loop_stop()
         c.disconnect()
         shutil.rmtree(work, ignore_errors=True)
@@ -1082,6 +1213,10 @@ def parser():
     _board_options(s, True)
     s.add_argument("--interval", type=float, default=1.0, help="seconds between readings (default 1)")
     s.add_argument("--micropython", action="store_true", help="run under the MicroPython unix port")
+    s.add_argument("--day-s", type=float, default=120, help="the sim sensor's day/night cycle, compressed into this "
+                                                            "many seconds (default 120; 0: constant values)")
+    s.add_argument("--noise", type=float, default=0.1, help="spread of each reading's noise in C (default 0.1)")
+    s.add_argument("--seed", type=int, default=1, help="the noise's seed: the same seed, the same noise")
     s.add_argument("--broker", help="HOST[:PORT] of a broker to use (user and password from the config) "
                                     "instead of a throwaway local Mosquitto")
 

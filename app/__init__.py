@@ -29,6 +29,11 @@ class Firmware:
         self.files = "config.json", "secrets.json"  # what factory_reset reads (run() names them)
         self.backlog = Backlog(self.node, q)
         self.sensor = board.Sensor(s["type"], s["pin"])
+        self.filter = None
+        if cfg["filter"]:  # config.py: None unless a filter.* key is set
+            from .filters import Filter
+
+            self.filter = Filter(cfg["filter"])
         self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
         self.status = Status(self.node, self.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
         self.inbox = self._inbox(cfg, device)
@@ -71,7 +76,7 @@ class Firmware:
         # heap on the unix port) for nothing, supervise() neither returns nor raises.
         tasks = [asyncio.create_task(c) for c in (
             supervise(node, "heartbeat", heartbeat.run, node, self.led),
-            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog),
+            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.filter),
             supervise(node, "wifi", wifi.run, node, cfg["wifi"]),
             supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg, self.readings),
         )]

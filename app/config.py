@@ -45,6 +45,18 @@ SCHEMA = (
     ("led.pin", "pin", 2, (0, 48)),
     ("led.active_low", "bool", True, None),
     ("queue.size", "int", 64, (1, 2000)),
+    # Calibration and filters (app/filters.py, loaded only when one is set): README "Filters".
+    ("filter.temperature_offset", "num", 0, (-50, 50)),
+    ("filter.temperature_multiply", "num", 1, (0.1, 10)),
+    ("filter.humidity_offset", "num", 0, (-50, 50)),
+    ("filter.humidity_multiply", "num", 1, (0.1, 10)),
+    ("filter.smoothing", "choice", "none", ("none", "median", "average")),
+    ("filter.window", "int", 5, (1, 15)),
+    ("filter.alpha", "num", 0.3, (0.01, 1)),
+    ("filter.delta_temperature", "num", 0, (0, 100)),
+    ("filter.delta_humidity", "num", 0, (0, 100)),
+    ("filter.throttle_s", "num", 0, (0, 86400)),
+    ("filter.heartbeat_s", "num", 0, (0, 86400)),
 )
 
 # The sensor cannot be read faster than this (datasheets); the sim board may allow less.
@@ -125,6 +137,7 @@ def _known(raw, prefix=""):
 
 def validate(raw, min_interval_s=None, platform=None):
     """Return the settings as nested dicts with defaults filled in, or raise ConfigError.
+    cfg["filter"] is None when no filter key differs from its default (nothing to load).
     platform: the board's sys.platform ("esp8266", "esp32"); what that chip cannot
     do is refused by name. None (the host, no board known): not checked."""
     if not isinstance(raw, dict):
@@ -177,6 +190,11 @@ def validate(raw, min_interval_s=None, platform=None):
             or "\\" in url:
         _fail("ha.url", "an http:// or https:// address (Home Assistant's configuration_url), or \"\", got \"%s\""
               % url)
+    f = cfg["filter"]
+    if f["heartbeat_s"] and f["heartbeat_s"] < f["throttle_s"]:
+        _fail("filter.heartbeat_s", "must not be below filter.throttle_s (a heartbeat the throttle holds back)")
+    if all(f[k[7:]] == d for k, _, d, _ in SCHEMA if k.startswith("filter.")):
+        cfg["filter"] = None
     if platform in _PINS:
         for key, pin, usable in (("sensor.pin", cfg["sensor"]["pin"], _PINS[platform][0]),
                                  ("led.pin", cfg["led"]["pin"], _PINS[platform][1])):

@@ -26,6 +26,7 @@ class Node:
         self.sensor_errors = 0
         self.dropped = 0  # readings pushed out of a full queue unpublished
         self.published = 0
+        self.filtered = 0  # good readings the filters held back (app/filters.py): not published, not lost
         self.wifi_drops = 0  # times the station lost its link
         self.broker_connects = 0
         self.restarts = 0  # task crashes survived
@@ -49,9 +50,9 @@ class Node:
         """The counters as JSON text (the device name is ASCII: config.py sees to it),
         extra (", \"key\": value" pairs) added at the end in the same allocation."""
         return ('{"device": "%s", "uptime_ms": %d, "seq": %d, "published": %d, "dropped": %d, "sensor_errors": %d, '
-                '"wifi_drops": %d, "broker_connects": %d, "restarts": %d, "state": "%s"%s}') % (
-            self.device, ticks_ms(), self.seq, self.published, self.dropped, self.sensor_errors, self.wifi_drops,
-            self.broker_connects, self.restarts, STATE_NAMES[self.state()], extra)
+                '"filtered": %d, "wifi_drops": %d, "broker_connects": %d, "restarts": %d, "state": "%s"%s}') % (
+            self.device, ticks_ms(), self.seq, self.published, self.dropped, self.sensor_errors, self.filtered,
+            self.wifi_drops, self.broker_connects, self.restarts, STATE_NAMES[self.state()], extra)
 
 
 def forget(name):

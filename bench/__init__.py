@@ -15,14 +15,15 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import esp8266, features, heap, metrics
+from . import esp8266, features, filters, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
 UNIX_PORT = "unix_port"  # not a fault scenario: fireant alone on MicroPython, for its heap
 ESP8266_MODEL = "esp8266_model"  # nor this: fireant and a bare mqtt_as client on the ESP8266 RAM model
 FEATURES = "features"  # nor this: the heap commands and discovery add
-HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES)
+FILTERS = "filters"  # nor this: the heap cost of app/filters.py, loaded only when configured
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS)
 
 
 def _rounded(v):
@@ -68,7 +69,7 @@ def _esp8266_model(short):
 def run(names=None, short=False, log_path=None, progress=None):
     """Run the named scenarios (all by default) and return {name: entry}. The
     firmware's log goes to log_path (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES]
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS]
     names = list(names or known)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -92,6 +93,11 @@ def run(names=None, short=False, log_path=None, progress=None):
                     results[name] = features.measure(short)
                 except (RuntimeError, OSError) as e:
                     results[name] = {"title": features.TITLE, "error": str(e)}
+            elif name == FILTERS:
+                try:
+                    results[name] = filters.measure(short)
+                except (RuntimeError, OSError) as e:  # no micropython or mpy-cross on this host
+                    results[name] = {"title": filters.TITLE, "error": str(e)}
             else:
                 results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
             results[name]["wall_s"] = round(time.monotonic() - t0, 1)
@@ -151,6 +157,13 @@ def unix_port_section(results):
     if e.get("error"):
         lines.append("  run FAILED: " + e["error"])
     return "\n".join(lines)
+
+
+def filters_section(results):
+    e = results.get(FILTERS)
+    if e is None:
+        return ""
+    return "%s: not measured: %s" % (e["title"], e["error"]) if "error" in e else filters.section(e)
 
 
 def esp8266_section(results):

@@ -32,6 +32,7 @@ def main(argv=None):
         print("%-18s %s" % (bench.ESP8266_MODEL, "fireant and a bare mqtt_as client on the ESP8266 RAM model: "
                                                  "smallest heaps"))
         print("%-18s %s" % (bench.FEATURES, bench.features.TITLE))
+        print("%-18s %s" % (bench.FILTERS, bench.filters.TITLE))
         return 0
     t0 = time.monotonic()
     err = sys.stderr
@@ -53,6 +54,9 @@ def main(argv=None):
     if bench.FEATURES in results:
         print()
         print(bench.features_section(results))
+    if bench.FILTERS in results:
+        print()
+        print(bench.filters_section(results))
     print()
     print("ran %d scenario(s) in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
                                                          next(iter(results.values())).get("log")))

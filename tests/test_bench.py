@@ -96,3 +96,14 @@ def test_features_section_from_a_known_record():
     assert "both         92000 ( +7000)   84000 ( +4000)  2  20" in text
     assert "defaults (both off): 31 KB" in text and "refused" in text
     assert "not measured: boom" in features.section({"error": "boom"})
+def test_filters_row_measures_the_modules_heap_and_no_allocation_per_reading():
+    results = bench.run([bench.FILTERS])
+    e = json.loads(json.dumps(results))[bench.FILTERS]
+    unix = e["unix_port"]
+    assert 0 < unix["module_bytes"] < 8000 and 0 < unix["instance_bytes"] < 2000
+    assert unix["allocated_per_1000_readings"] == 0  # the sampler's path allocates nothing per reading
+    text = bench.filters_section(results)
+    assert "unix port" in text and "import %d B" % unix["module_bytes"] in text
+    model = e["esp8266_model"]
+    if "error" not in model:  # where the model is built: the board's figures, smaller
+        assert model["allocated_per_1000_readings"] == 0 and model["total_bytes"] < unix["total_bytes"]

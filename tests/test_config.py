@@ -25,6 +25,14 @@ def test_defaults_fill_a_minimal_config():
 def test_repository_config_json_is_valid():
     cfg = config.load("config.json", "no-secrets-here.json")
     assert cfg["mqtt"]["status_topic"] == "fireant/{device}/status"
+    assert cfg["filter"] is None  # config.json shows the filters' defaults: nothing to load
+
+
+def test_filters_are_none_unless_one_is_set():
+    assert config.validate(json.loads(json.dumps(MINIMAL)))["filter"] is None
+    raw = dict(MINIMAL, filter={"temperature_offset": -0.5, "heartbeat_s": 60})
+    f = config.validate(raw)["filter"]
+    assert f["temperature_offset"] == -0.5 and f["heartbeat_s"] == 60 and f["smoothing"] == "none"
 
 
 @pytest.mark.parametrize("raw, key, words", [
@@ -59,6 +67,13 @@ def test_repository_config_json_is_valid():
     ({"mqtt": {"server": "b", "status_topic": "fireant/{devcie}/status"}}, "mqtt.status_topic", "{device}"),
     ({"mqtt": {"server": "b", "stats_topic": "$SYS/x"}}, "mqtt.stats_topic", "broker"),
     ({"mqtt": {"server": "b"}, "wifi": {"ssid": "s" * 33}}, "wifi.ssid", "at most 32"),
+    ({"mqtt": {"server": "b"}, "filter": {"smoothing": "mean"}}, "filter.smoothing", "none, median, average"),
+    ({"mqtt": {"server": "b"}, "filter": {"window": 16}}, "filter.window", "between 1 and 15"),
+    ({"mqtt": {"server": "b"}, "filter": {"alpha": 0}}, "filter.alpha", "between"),
+    ({"mqtt": {"server": "b"}, "filter": {"temperature_multiply": "1.1"}}, "filter.temperature_multiply", "number"),
+    ({"mqtt": {"server": "b"}, "filter": {"delta_humidity": -1}}, "filter.delta_humidity", "between"),
+    ({"mqtt": {"server": "b"}, "filter": {"heartbeat_s": 10, "throttle_s": 60}}, "filter.heartbeat_s", "throttle"),
+    ({"mqtt": {"server": "b"}, "filter": {"median": 5}}, "filter.median", "unknown key"),
 ])
 def test_bad_config_names_the_key_and_the_problem(raw, key, words):
     with pytest.raises(ConfigError) as e:

@@ -1,5 +1,6 @@
 """deploy.py end to end: the real mpremote against the board emulator (sim/emulator.py),
 libraries from a mip index on loopback holding our stand-ins (sim/mipindex.py)."""
+import io
 import json
 import os
 import re
@@ -284,14 +285,38 @@ def test_host_deps_without_network_is_one_line_and_leaves_lib(tmp_path):
     assert (target / "mqtt_as" / "__init__.py").read_text() == "# what was there\n"
 
 
-def test_sim_shows_readings_from_mosquitto():
-    p = run("sim", "--seconds", "4", "--interval", "0.5", timeout=60)
+def test_sim_shows_home_assistant_style_entities_from_mosquitto():
+    p = run("sim", "--seconds", "4", "--interval", "0.5", "--day-s", "4", timeout=60)
     assert p.returncode == 0, p.stderr
-    rows = [ln.split() for ln in p.stdout.splitlines() if ln.startswith("fireant-")]
-    seqs = [int(r[1]) for r in rows if len(r) >= 5 and r[1].isdigit()]
+    rows = [re.match(r"fireant-\S+ +Temperature (-?\d+\.\d) \u00b0C  Humidity (\d+\.\d) %  \(seq (\d+)\)", ln)
+            for ln in p.stdout.splitlines()]
+    rows = [m.groups() for m in rows if m]
+    seqs = [int(seq) for _, _, seq in rows]
     assert len(seqs) >= 3 and seqs == sorted(seqs)
-    assert "device" in p.stdout and "temp C" in p.stdout
-    assert "online" in p.stdout  # the birth message came through the real broker
+    assert len({t for t, _, _ in rows}) >= 2  # the sim sensor's day goes by
+    assert re.search(r"fireant-\S+ +Status online", p.stdout)  # the birth message came through the real broker
+    assert re.search(r"fireant-\S+ +Diagnostics: sensor errors 0, filtered 0, dropped 0", p.stdout)
+    assert "Steer the sensor" in p.stdout
+
+
+def test_sim_view_on_a_terminal_redraws_one_card():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    view = deploy.Entities("fireant/{device}/status", "fireant/{device}/stats", out)
+    view.status("fireant/n-1/status", "online")
+    for seq, t in enumerate((20.0, 21.0, 22.0), 1):
+        view.reading({"device": "n-1", "location": "attic", "seq": seq, "temperature_C": t, "humidity": 50.0}, 0)
+    view.note("[  100] sensor: read failed")
+    view.reading({"device": "n-1", "location": "attic", "seq": 5, "temperature_C": 23.0, "humidity": 49.0}, 0)
+    screen = out.getvalue().split("\x1b[J")[-1]  # what the last redraw left on screen
+    assert screen.splitlines()[0] == "n-1 \u00b7 attic \u00b7 online"
+    assert "Temperature      23.0 \u00b0C" in screen
+    assert "\u2581\u2583\u2586\u2588  20.0..23.0" in screen  # the trend, lowest to highest
+    assert "seq 5 gap: 1 missing" in screen
+    assert "sensor: read failed" in out.getvalue() and out.getvalue().count("\x1b[5A") >= 3
 
 
 def test_monitor_shows_readings_and_gaps(broker, tmp_path):

@@ -176,6 +176,31 @@ def test_frozen_firmware_connects_publishes_and_stops(request):
     assert r.on("fireant/sim-node/status")[-1] == "offline"
 
 
+def test_filters_fit_beside_the_firmware_in_an_esp8266_heap(request):
+    """Every filter stage on (app/filters.py from /rom, a 15-reading median) in
+    the tier's heap, through a Wi-Fi drop: the calibrated reading arrives, the
+    held-back ones are counted, seq has no gap."""
+    _skip_unless_model(request)
+    broker = request.getfixturevalue("broker")
+    raw = sim_config(broker, sensor={"interval_s": INTERVAL_MS / 1000}, queue={"size": QUEUE},
+                     filter={"temperature_offset": -0.5, "humidity_multiply": 1.1, "smoothing": "median",
+                             "window": 15, "delta_temperature": 0.5, "delta_humidity": 1, "heartbeat_s": 2,
+                             "throttle_s": 0.4})
+    script = [(1.0, {"link": False}), (2.0, {"link": True}), (3.0, {"temperature": 23.5})]
+    r = unixport.run(raw, script, heapsize=HEAP, interp="esp8266", broker=broker, seconds=12,
+                     until=_caught_up, max_seconds=40, heap_every_ms=0)
+    _say(request, "\nESP8266 model ran with filters on: %s; %.1f s" % (r.describe(), r.seconds))
+    assert r.returncode == 0 and not r.logged("Traceback") and not r.logged("MemoryError"), r.output()
+    assert r.stopped(), r.output()
+    readings = r.readings()
+    seqs = sorted({x["seq"] for x in readings})
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    assert readings[0]["temperature_C"] == 21.0 and readings[0]["humidity"] == 49.5  # calibrated
+    assert readings[-1]["temperature_C"] == 23.0  # the median followed the change
+    stats = _final_stats(r)
+    assert stats["filtered"] >= 10 and stats["seq"] == len(seqs) and stats["sensor_errors"] == 0, stats
+
+
 # -- TLS as an ESP8266 has it: axTLS, its buffers on the GC heap (docs/esp8266.md, "TLS")
 
 TLS_PROBE = """import gc, socket, ssl

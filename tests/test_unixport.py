@@ -205,3 +205,38 @@ def test_heap_does_not_grow_across_outage_cycles(libs, request):
         steady.append(min(window))
     _say(request, "\nleak check (%s): steady live heap before each outage: %s bytes" % (r.describe(), steady))
     assert max(steady[1:]) - steady[1] <= LEAK_TOLERANCE, steady
+
+
+# Filters on cost heap (measured: smallest heap 80K against 76K for the same run
+# without them, stand-ins; bench --only filters: ~3 KB of module and Filter on this
+# 64-bit port), and the sim's air (sim/board/simweather.py, a board's ROM) ~1 KB.
+FILTERS_EXTRA_K = 5
+
+
+def test_filters_and_plausibility_on_micropython(libs, request):
+    """The .mpy build with calibration, a median and delta/heartbeat, the sim
+    sensor drifting through a compressed day with a spike every fourth read: no
+    spike is published, seq has no gap, the held-back readings and the refused
+    spikes are counted, and the readings' JSON is the same as without filters."""
+    broker = request.getfixturevalue("broker") if libs == "real" else None
+    raw = sim_config(broker, sensor={"interval_s": INTERVAL_MS / 1000}, queue={"size": QUEUE},
+                     filter={"temperature_offset": -0.5, "smoothing": "median", "window": 3,
+                             "delta_temperature": 0.3, "heartbeat_s": 1})
+    script = [(0.0, {"day_s": 6, "noise": 0.1, "seed": 5, "dht": "spike"})]
+    heapsize = "%dK" % (int(HEAP[("mpy", libs)][:-1]) + FILTERS_EXTRA_K)
+    r = unixport.run(raw, script, heapsize=heapsize, build="mpy", libs=libs, broker=broker, seconds=6)
+    assert r.returncode == 0 and not r.logged("Traceback"), r.output()
+    readings = r.readings()
+    seqs = sorted({x["seq"] for x in readings})
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 5, seqs
+    temps = [x["temperature_C"] for x in readings]
+    assert all(21.5 - 3.5 - 0.5 - 0.5 <= t <= 21.5 + 3.5 for t in temps), temps  # never a spike (+25.6)
+    assert max(temps) - min(temps) >= 1  # the day went by, and the delta let it through
+    assert set(readings[0]) == {"device", "location", "seq", "uptime_ms", "temperature_C", "temperature_F",
+                                "humidity"}
+    stats = _final_stats(r)
+    assert stats["filtered"] >= 3 and stats["sensor_errors"] >= 3, stats
+    assert stats["seq"] + stats["filtered"] + stats["sensor_errors"] >= 25  # ~30 reads in 6 s at 0.2 s
+    assert r.logged("implausible jump")
+    _say(request, "\nfilters on the unix port (%s): %d published, %d filtered, %d spikes refused" % (
+        r.describe(), stats["seq"], stats["filtered"], stats["sensor_errors"]))

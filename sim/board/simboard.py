@@ -22,10 +22,11 @@ STATE = {
     "link": True,  # the access point is reachable
     "wifi_password": None,  # when set, a join with another password fails
     "join_ms": 200,  # association + DHCP time
-    "dht": "ok",  # ok | fail (no answer) | checksum (garbled bits) | garbage (out-of-range values)
+    "dht": "ok",  # ok | fail | checksum | garbage (dht.py) | flaky | spike (simweather.py)
     "dht_block_ms": 0,  # how long measure() blocks the loop (a board: ~270)
-    "temperature": 21.5,
+    "temperature": 21.5,  # what the sensor reads; with day_s, the day's mean
     "humidity": 45.0,
+    # day_s, swing, noise, seed: the air's day and noise when set (simweather.py)
     "broker": True,  # for the in-memory broker stand-in: up
     "mqtt_password": None,  # when set, the in-memory broker refuses any other (CONNACK 5)
 }
@@ -59,6 +60,10 @@ def set(**changes):
     global _link_since
     if changes.get("link") and not STATE["link"]:
         _link_since = ticks_ms()
+    if "seed" in changes:  # simweather's generator starts over
+        changes["_rng"] = changes["seed"]
+    if "day_s" in changes:  # the day starts at midnight
+        changes["_day0"] = ticks_ms()
     STATE.update(changes)
 
 

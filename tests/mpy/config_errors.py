@@ -31,6 +31,10 @@ BAD = (
     {"mqtt": {"server": "b"}, "ha": {"prefix": "homeassistant/"}},
     {"mqtt": {"server": "b"}, "ha": {"url": "node.local"}},
     {"mqtt": {"server": "b"}, "ha": {"discovery": "on"}},
+    {"mqtt": {"server": "b"}, "filter": {"smoothing": "mean"}},
+    {"mqtt": {"server": "b"}, "filter": {"window": 16}},
+    {"mqtt": {"server": "b"}, "filter": {"temperature_multiply": 0}},
+    {"mqtt": {"server": "b"}, "filter": {"heartbeat_s": 10, "throttle_s": 60}},
 )
 
 for raw in BAD:
@@ -48,6 +52,7 @@ for raw in ({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, {"mqtt": {"s
         print(e)
 
 cfg = validate({"wifi": {"ssid": "home"}, "mqtt": {"server": "192.168.1.10"}, "led": {"pin": None}})
+print("filter", sorted(validate({"mqtt": {"server": "b"}, "filter": {"smoothing": "median"}})["filter"].items()))
 for section in sorted(cfg):
     value = cfg[section]
     print(section, sorted(value.items()) if isinstance(value, dict) else repr(value))
