@@ -2,9 +2,10 @@
 
     import app; app.run()      # from the REPL; Ctrl-C stops it cleanly
 
-Four supervised tasks share one loop: wifi (the link's one owner), sampler
-(sensor -> backlog), publisher (backlog -> broker), heartbeat (LED); on every
-broker connection mqtt_as calls status (availability and counters). Importing
+Supervised tasks share one loop: wifi (the link's one owner), sampler
+(sensor -> backlog), publisher (backlog -> broker), heartbeat (LED), status
+(telemetry every telemetry.interval_s), clock (NTP, unless ntp.resync_s is 0);
+on every broker connection mqtt_as calls status (availability and telemetry). Importing
 this package costs little; the tasks and the MQTT library are loaded by run().
 """
 import asyncio
@@ -30,7 +31,9 @@ class Firmware:
         self.status = Status(self.node, self.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
         self.client = client.make(cfg, device, board.station(), self.status)
         forget("client")
-        self.readings = topic(m["topic"], device), head(device, cfg["location"])
+        self.readings = topic(m["topic"], device), head(device, cfg["location"], self.node.boot)
+        self.telemetry_ms = int(cfg["telemetry"]["interval_s"] * 1000)
+        self.node.first_sync = cfg["ntp"]["resync_s"] > 0
         # All the tasks read from here on; the rest of the settings is garbage now.
         self.cfg = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
 
@@ -47,7 +50,12 @@ class Firmware:
             supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.interval_ms),
             supervise(node, "wifi", wifi.run, node, cfg["wifi"]),
             supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg, self.readings),
+            supervise(node, "status", self.status.run, self.client, self.telemetry_ms),
         )]
+        if node.first_sync:  # ntp.resync_s 0: no clock task, readings say "ts": null
+            from . import clock
+
+            tasks.append(asyncio.create_task(supervise(node, "clock", clock.run, node, cfg["ntp"])))
         try:
             await tasks[0]  # never returns: main() ends only when cancelled
         finally:  # as gather() would: cancel them all, return once they have ended

@@ -74,6 +74,14 @@ def station():
     return network.WLAN(network.STA_IF)
 
 
+def rssi(sta):
+    """The station's signal in dBm, 0 while it has no link."""
+    try:
+        return sta.status("rssi") if sta.isconnected() else 0
+    except (OSError, ValueError):
+        return 0
+
+
 def status_name(code):
     """A station status in words, for the log."""
     for name in ("WRONG_PASSWORD", "NO_AP_FOUND", "CONNECTING", "IDLE", "GOT_IP", "CONNECT_FAIL"):

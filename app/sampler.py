@@ -24,7 +24,7 @@ async def run(node, sensor, backlog, interval_ms):
         else:
             node.seq += 1
             # Tenths as ints (round: 22.3 * 10 is 222.99999...).
-            backlog.put(node.seq, ticks_ms(), round(t * 10), round(h * 10))
+            backlog.put(node.seq, node.stamp(), round(t * 10), round(h * 10))
             if not node.sensor_ok:
                 log("sensor", "reading again")
             node.sensor_ok = True

@@ -1,20 +1,32 @@
-"""Connection status: availability and counters on every broker (re)connect.
+"""Connection status and telemetry: availability and the counters on every broker
+(re)connect, every telemetry.interval_s, and on demand (report()).
 
 mqtt_as calls back on every change of the connection (its callback interface:
 no events, no task of ours waiting on them): link(up) marks the node's broker
 state, online() publishes, retained, "online" to the status topic and the
-counters to the stats topic. online() runs as a task of mqtt_as's for each
+telemetry to the stats topic. online() runs as a task of mqtt_as's for each
 connection; a failure in it (a MemoryError inside a publish) is logged, counted
 in restarts, and tried again while that connection lasts: no connection goes
-unannounced.
+unannounced. run() republishes the telemetry every interval, and as soon as the
+backlog has drained when readings were dropped since the last report: every
+count a subscriber sees is the node's, not the one of the last connect.
 """
+from time import ticks_diff, ticks_ms
+
+from micropython import const
+
+from . import board
 from .node import log, log_exception, sleep_ms
+
+_POLL_MS = const(1000)
 
 
 class Status:
     def __init__(self, node, backlog, topic, stats_topic):
         self._node, self._backlog = node, backlog
         self.topic, self._stats = topic, stats_topic  # as bytes; the will says "offline" to topic
+        self._told = 0  # node.dropped in the last report
+        self._at = ticks_ms()  # when the last report went out
 
     async def link(self, up):
         node = self._node
@@ -25,14 +37,36 @@ class Status:
         else:
             log("mqtt", "connection lost; readings wait in the queue")
 
+    def telemetry(self):
+        sta = board.station()
+        return self._node.stats(len(self._backlog), board.rssi(sta), sta.ifconfig()[0])
+
+    async def report(self, client):
+        """Publish the telemetry now, retained, QoS 1; waits out an outage. Raises what publish() raises."""
+        self._told, self._at = self._node.dropped, ticks_ms()
+        await client.publish(self._stats, self.telemetry().encode(), True, 1)
+
     async def online(self, client):
         node = self._node
         while node.broker_up:
             try:
                 await client.publish(self.topic, b"online", True, 1)
-                await client.publish(self._stats, node.stats().encode(), True, 1)
+                await self.report(client)
                 return
             except Exception as e:  # MemoryError, say; CancelledError is not an Exception
                 node.restarts += 1
                 log_exception("status", e)
                 await sleep_ms(node.restart_ms)
+
+    async def run(self, client, every_ms):
+        """The telemetry every every_ms (0: on connect and on demand only), and once
+        the backlog has drained after readings were dropped. Also keeps uptime's wrap
+        count and the least free heap current."""
+        node = self._node
+        while True:
+            await sleep_ms(_POLL_MS)
+            node.uptime()
+            node.free()
+            if node.broker_up and ((every_ms and ticks_diff(ticks_ms(), self._at) >= every_ms) or (
+                    node.dropped != self._told and len(self._backlog) <= 1)):
+                await self.report(client)

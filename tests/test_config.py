@@ -59,6 +59,10 @@ def test_repository_config_json_is_valid():
     ({"mqtt": {"server": "b", "status_topic": "fireant/{devcie}/status"}}, "mqtt.status_topic", "{device}"),
     ({"mqtt": {"server": "b", "stats_topic": "$SYS/x"}}, "mqtt.stats_topic", "broker"),
     ({"mqtt": {"server": "b"}, "wifi": {"ssid": "s" * 33}}, "wifi.ssid", "at most 32"),
+    ({"mqtt": {"server": "b"}, "telemetry": {"interval_s": 0.5}}, "telemetry.interval_s", "at least 1 s"),
+    ({"mqtt": {"server": "b"}, "telemetry": {"interval_s": -1}}, "telemetry.interval_s", "between"),
+    ({"mqtt": {"server": "b"}, "ntp": {"resync_s": 10}}, "ntp.resync_s", "at least 60 s"),
+    ({"mqtt": {"server": "b"}, "ntp": {"timeout_s": 0}}, "ntp.timeout_s", "between"),
 ])
 def test_bad_config_names_the_key_and_the_problem(raw, key, words):
     with pytest.raises(ConfigError) as e:

@@ -1,0 +1,44 @@
+"""True time for the readings: the clock set by NTP once Wi-Fi is up, then every
+ntp.resync_s, never blocking the loop (app/ntp.py: one polled UDP request, a
+bounded wait). The node keeps the ticks_ms <-> UTC pair of the latest answer
+(node.synced, on node.uptime()); a reading's ts is worked out from it when it is published, so a
+reading taken before the first answer (offline from power-on) is back-filled
+with the instant it was measured. app/ntp.py (and app/dns.py once the broker is
+connected) is loaded for each sync and dropped after it.
+"""
+from micropython import const
+
+from .node import forget, log, sleep_ms
+
+_RETRY_MS = const(30000)  # after a failed sync (no answer, no name)
+
+
+async def run(node, ntp):
+    """ntp: the settings' ntp section (ntp.resync_s > 0: app/__init__.py starts this task only then)."""
+    resync = int(ntp["resync_s"] * 1000)
+    timeout = int(ntp["timeout_s"] * 1000)
+    while True:
+        while not node.wifi_up:
+            await sleep_ms(250)
+        from .ntp import sync
+
+        t0 = node.uptime()
+        try:
+            s, ms = await sync(ntp["server"], timeout)
+            # The server's transmit instant, about half the round trip before its answer arrived.
+            at = t0 + (node.uptime() - t0) // 2
+            first = node.synced is None
+            node.synced = (at, s, ms)
+            if first:
+                log("ntp", "clock set from %s: %d.%03d UTC" % (ntp["server"], s, ms))
+            wait = resync
+        except OSError as e:
+            log("ntp", "cannot set the clock from %s: %s" % (ntp["server"], e))
+            wait = min(resync, _RETRY_MS)
+        finally:
+            node.first_sync = False
+            del sync
+            forget("ntp")
+            if node.client_started:  # app/connect.py no longer needs dns
+                forget("dns")
+        await sleep_ms(wait)
