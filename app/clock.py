@@ -1,4 +1,4 @@
-"""True time for the readings: the clock set by NTP once Wi-Fi is up, then every
+"""True time for the readings: the clock set by NTP once the broker is first reached, then every
 ntp.resync_s, never blocking the loop (app/ntp.py: one polled UDP request, a
 bounded wait). The node keeps the ticks_ms <-> UTC pair of the latest answer
 (node.synced, on node.uptime()); a reading's ts is worked out from it when it is published, so a
@@ -6,6 +6,8 @@ reading taken before the first answer (offline from power-on) is back-filled
 with the instant it was measured. app/ntp.py (and app/dns.py once the broker is
 connected) is loaded for each sync and dropped after it.
 """
+import gc
+
 from micropython import const
 
 from .node import forget, log, sleep_ms
@@ -18,8 +20,12 @@ async def run(node, ntp):
     resync = int(ntp["resync_s"] * 1000)
     timeout = int(ntp["timeout_s"] * 1000)
     while True:
-        while not node.wifi_up:
+        # After the first broker connect: ts matters only once a reading can be published (the
+        # backlog is back-filled), and app/connect.py's heap is free by then (an ESP8266 cannot
+        # hold both). With mqtt.ca, connect.py sets the clock itself first.
+        while not (node.wifi_up and node.client_started):
             await sleep_ms(250)
+        gc.collect()  # ntp and dns arrive on a heap in pieces (an ESP8266's): room for them first
         from .ntp import sync
 
         t0 = node.uptime()
@@ -39,6 +45,5 @@ async def run(node, ntp):
             node.first_sync = False
             del sync
             forget("ntp")
-            if node.client_started:  # app/connect.py no longer needs dns
-                forget("dns")
+            forget("dns")  # app/connect.py has dropped it already
         await sleep_ms(wait)

@@ -42,6 +42,6 @@ async def sync(server, timeout_ms=3000):
     sent = bytes(request[40:48])
     address = await resolve(server, board.dns_server(), timeout_ms)
     utc = await ask("NTP server", (address, board.ntp_port()), request, lambda data: _stamp(data, sent),
-                    timeout_ms)
+                    timeout_ms, size=96)  # 48 bytes, and room for a MAC: a small buffer on a fragmented heap
     board.set_clock(utc[0])
     return utc
