@@ -15,13 +15,14 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import esp8266, heap, metrics
+from . import esp8266, features, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
 UNIX_PORT = "unix_port"  # not a fault scenario: fireant alone on MicroPython, for its heap
 ESP8266_MODEL = "esp8266_model"  # nor this: fireant and a bare mqtt_as client on the ESP8266 RAM model
-HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL)
+FEATURES = "features"  # nor this: the heap cost of issue 11's switchable features
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES)
 
 
 def _rounded(v):
@@ -67,7 +68,7 @@ def _esp8266_model(short):
 def run(names=None, short=False, log_path=None, progress=None):
     """Run the named scenarios (all by default) and return {name: entry}. The
     firmware's log goes to log_path (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL]
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES]
     names = list(names or known)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -86,6 +87,11 @@ def run(names=None, short=False, log_path=None, progress=None):
                 results[name] = _unix_port(short)
             elif name == ESP8266_MODEL:
                 results[name] = _esp8266_model(short)
+            elif name == FEATURES:
+                try:
+                    results[name] = features.measure(short)
+                except (RuntimeError, OSError) as e:
+                    results[name] = {"error": str(e)}
             else:
                 results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
             results[name]["wall_s"] = round(time.monotonic() - t0, 1)
@@ -150,6 +156,11 @@ def unix_port_section(results):
 def esp8266_section(results):
     e = results.get(ESP8266_MODEL)
     return "" if e is None else esp8266.section(e)
+
+
+def features_section(results):
+    e = results.get(FEATURES)
+    return "" if e is None else features.section(e)
 
 
 def notes(results):

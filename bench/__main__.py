@@ -31,6 +31,7 @@ def main(argv=None):
         print("%-18s %s" % (bench.UNIX_PORT, "fireant alone under the MicroPython unix port: heap"))
         print("%-18s %s" % (bench.ESP8266_MODEL, "fireant and a bare mqtt_as client on the ESP8266 RAM model: "
                                                  "smallest heaps"))
+        print("%-18s %s" % (bench.FEATURES, "heap cost of the clock and the telemetry (unix port, ESP8266 model)"))
         return 0
     t0 = time.monotonic()
     err = sys.stderr
@@ -49,6 +50,9 @@ def main(argv=None):
     if bench.ESP8266_MODEL in results:
         print()
         print(bench.esp8266_section(results))
+    if bench.FEATURES in results:
+        print()
+        print(bench.features_section(results))
     print()
     print("ran %d scenario(s) in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
                                                          next(iter(results.values())).get("log")))

@@ -77,3 +77,13 @@ def test_esp8266_model_tls_figures_from_a_known_record():
     plain = {k: v for k, v in variants.items() if not k.endswith("_tls")}
     assert "tls" not in esp8266.section(dict(esp8266.summary(plain, "33K"), title="t", scenario="sc",
                                               tier_heap="33K", goal_ratio=1.4)).lower()
+
+
+def test_features_section_from_a_known_record():
+    from bench import features
+
+    row = {"steady_bytes": 29824, "peak_bytes": 30224, "synced": True, "added_steady_bytes": 816,
+           "added_peak_bytes": 816}
+    text = features.section({"esp8266_model": {"clock": row}})
+    assert "esp8266_model" in text and "steady  29824 ( +816)" in text and "synced" in text
+    assert "not measured: no lib" in features.section({"error": "no lib"})
