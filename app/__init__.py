@@ -93,7 +93,7 @@ class Firmware:
             # publishes the will. (Its station calls reach wifi.Link: Wi-Fi stays up.)
             self.client.close()
         try:
-            log("app", "stopped: %s" % self.node.stats())
+            log("app", "stopped: %s" % self.status.telemetry())
         except MemoryError:
             log("app", "stopped")
 

@@ -15,6 +15,16 @@ from .node import forget, log, sleep_ms
 _RETRY_MS = const(30000)  # after a failed sync (no answer, no name)
 
 
+async def _sync(node, ntp, timeout):
+    # A function of its own: once it returns nothing of ours holds app/ntp.py any more.
+    from .ntp import sync
+
+    t0 = node.uptime()
+    s, ms = await sync(ntp["server"], timeout)
+    # The server's transmit instant: about half the round trip before its answer arrived.
+    node.synced = (t0 + (node.uptime() - t0) // 2, s, ms)
+
+
 async def run(node, ntp):
     """ntp: the settings' ntp section (ntp.resync_s > 0: app/__init__.py starts this task only then)."""
     resync = int(ntp["resync_s"] * 1000)
@@ -25,25 +35,18 @@ async def run(node, ntp):
         # hold both). With mqtt.ca, connect.py sets the clock itself first.
         while not (node.wifi_up and node.client_started):
             await sleep_ms(250)
-        gc.collect()  # ntp and dns arrive on a heap in pieces (an ESP8266's): room for them first
-        from .ntp import sync
-
-        t0 = node.uptime()
+        first = node.synced is None
         try:
-            s, ms = await sync(ntp["server"], timeout)
-            # The server's transmit instant, about half the round trip before its answer arrived.
-            at = t0 + (node.uptime() - t0) // 2
-            first = node.synced is None
-            node.synced = (at, s, ms)
+            gc.collect()  # ntp and dns arrive on a heap in pieces (an ESP8266's): room for them first
+            await _sync(node, ntp, timeout)
             if first:
-                log("ntp", "clock set from %s: %d.%03d UTC" % (ntp["server"], s, ms))
+                log("ntp", "clock set from %s: %d.%03d UTC" % ((ntp["server"],) + node.synced[1:]))
             wait = resync
-        except OSError as e:
-            log("ntp", "cannot set the clock from %s: %s" % (ntp["server"], e))
+        except Exception as e:  # no answer (OSError), no room for ntp (MemoryError): "ts": null meanwhile
+            log("ntp", "cannot set the clock from %s: %r" % (ntp["server"], e))
             wait = min(resync, _RETRY_MS)
         finally:
-            node.first_sync = False
-            del sync
+            node.first_sync = False  # the publisher waits no longer, whatever happened
             forget("ntp")
             forget("dns")  # app/connect.py has dropped it already
         await sleep_ms(wait)

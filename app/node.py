@@ -7,7 +7,6 @@ from time import ticks_add, ticks_ms
 
 from micropython import const
 
-VERSION = "0.2.0"
 _t = ticks_ms()
 _PERIOD = ticks_add(_t, -1 - _t) + 1  # ticks_ms wraps here: 2^30 on a board, 2^62 on the 64-bit unix port
 del _t
@@ -94,17 +93,6 @@ class Node:
         if f < self.min_free:
             self.min_free = f
         return f
-
-    def stats(self, queued=0, rssi=0, ip="0.0.0.0"):
-        """The telemetry as JSON text (the device name is ASCII: config.py sees to it)."""
-        t = self.utc(self.uptime())
-        return ('{"device": "%s", "boot": "%s", "version": "%s", "uptime_ms": %d, "ts": %s, "heap_free": %d, '
-                '"heap_min_free": %d, "rssi": %d, "ip": "%s", "seq": %d, "queued": %d, "published": %d, '
-                '"dropped": %d, "sensor_errors": %d, "wifi_drops": %d, "broker_connects": %d, "restarts": %d, '
-                '"state": "%s"}') % (
-            self.device, self.boot, VERSION, self.uptime(), "null" if t is None else "%d.%03d" % t, self.free(),
-            self.min_free, rssi, ip, self.seq, queued, self.published, self.dropped, self.sensor_errors,
-            self.wifi_drops, self.broker_connects, self.restarts, STATE_NAMES[self.state()])
 
 
 def forget(name):

@@ -16,8 +16,9 @@ from time import ticks_diff, ticks_ms
 from micropython import const
 
 from . import board
-from .node import log, log_exception, sleep_ms
+from .node import STATE_NAMES, log, log_exception, sleep_ms
 
+VERSION = "0.2.0"
 _POLL_MS = const(1000)
 
 
@@ -38,8 +39,16 @@ class Status:
             log("mqtt", "connection lost; readings wait in the queue")
 
     def telemetry(self):
-        sta = board.station()
-        return self._node.stats(len(self._backlog), board.rssi(sta), sta.ifconfig()[0])
+        """The telemetry as JSON text (the device name is ASCII: config.py sees to it)."""
+        n, sta = self._node, board.station()
+        t = n.utc(n.uptime())
+        return ('{"device": "%s", "boot": "%s", "version": "%s", "uptime_ms": %d, "ts": %s, "heap_free": %d, '
+                '"heap_min_free": %d, "rssi": %d, "ip": "%s", "seq": %d, "queued": %d, "published": %d, '
+                '"dropped": %d, "sensor_errors": %d, "wifi_drops": %d, "broker_connects": %d, "restarts": %d, '
+                '"state": "%s"}') % (
+            n.device, n.boot, VERSION, n.uptime(), "null" if t is None else "%d.%03d" % t, n.free(), n.min_free,
+            board.rssi(sta), sta.ifconfig()[0], n.seq, len(self._backlog), n.published, n.dropped, n.sensor_errors,
+            n.wifi_drops, n.broker_connects, n.restarts, STATE_NAMES[n.state()])
 
     async def report(self, client):
         """Publish the telemetry now, retained, QoS 1; waits out an outage. Raises what publish() raises."""

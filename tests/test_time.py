@@ -56,9 +56,9 @@ async def ntp(monkeypatch):
     await server.close()
 
 
-def clocked(broker, device, **sections):
+def clocked(broker, device, ntp=None, **sections):
     return sim_config(broker, device=device, sensor={"interval_s": INTERVAL_S},
-                      ntp={"server": "127.0.0.1", "resync_s": 60, "timeout_s": 2}, **sections)
+                      ntp=dict({"server": "127.0.0.1", "resync_s": 60, "timeout_s": 2}, **(ntp or {})), **sections)
 
 
 def assert_measured_instants(got):
@@ -187,3 +187,17 @@ def test_unix_port_readings_have_true_time_back_filled_and_unique_ids_across_res
 def _ticks_of(run, text):
     line = run.logged(text)[0]
     return int(line[1:line.index("]")])
+
+
+async def test_a_silent_ntp_server_delays_publishing_by_at_most_its_timeout(broker, observer, ntp, capsys):
+    dev = "time-silent"
+    ntp.set_mode("silent")
+    async with running(clocked(broker, dev, ntp={"timeout_s": 1})) as fw:
+        await until(lambda: fw.node.broker_up, 10)
+        connected = time.monotonic()
+        await until(lambda: len(readings(observer, dev)) >= 5, 10)
+        first_at = readings(observer, dev)[0][0]
+        assert fw.node.restarts == 0
+    assert first_at - connected <= 1 + TOLERANCE_S  # the publisher waited for the first answer, no longer
+    assert {r["ts"] for _, r in readings(observer, dev)} == {None}
+    assert ntp.queries >= 1 and "ntp: cannot set the clock from 127.0.0.1" in capsys.readouterr().out
