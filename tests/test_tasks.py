@@ -411,7 +411,7 @@ async def test_ctrl_c_survives_a_memory_error(memory_broker, monkeypatch, capsys
             raise MemoryError("memory allocation failed")
 
         monkeypatch.setattr(fw.client, "publish", no_memory)
-        monkeypatch.setattr(fw.node, "stats", no_memory)
+        monkeypatch.setattr(fw.status, "telemetry", no_memory)
     # running() ended with fw.stop(): it must not raise, and it must finish its work
     out = capsys.readouterr().out
     assert "could not publish offline (MemoryError" in out and "app: stopped" in out
