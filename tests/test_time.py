@@ -201,3 +201,18 @@ async def test_a_silent_ntp_server_delays_publishing_by_at_most_its_timeout(brok
     assert first_at - connected <= 1 + TOLERANCE_S  # the publisher waited for the first answer, no longer
     assert {r["ts"] for _, r in readings(observer, dev)} == {None}
     assert ntp.queries >= 1 and "ntp: cannot set the clock from 127.0.0.1" in capsys.readouterr().out
+
+
+def test_unix_port_telemetry_tells_the_final_dropped_count_once_drained():
+    """An outage longer than the queue on MicroPython: the last telemetry the broker
+    holds says what the node dropped, not what it had dropped when it reconnected."""
+    raw = sim_config(None, device="unix-dropped", sensor={"interval_s": INTERVAL_S}, queue={"size": 10})
+    run = unixport.run(raw, [(2, {"link": False}), (6, {"link": True})], libs="standin", heapsize="256K",
+                       heap_every_ms=0, seconds=16)
+    assert run.returncode == 0 and not run.logged("Traceback"), run.output()
+    final = json.loads(run.logged("app: stopped: ")[-1].split("app: stopped: ", 1)[1])
+    told = [json.loads(p) for p in run.on("fireant/unix-dropped/stats")]
+    assert final["dropped"] >= 5, final
+    assert len(told) >= 2 and told[-1]["dropped"] == final["dropped"], (told, final)
+    assert {"heap_free", "heap_min_free", "rssi", "ip", "queued", "version", "boot"} <= set(told[-1])
+    assert 0 < told[-1]["heap_min_free"] <= told[-1]["heap_free"] and told[-1]["rssi"] == -60
