@@ -1,10 +1,10 @@
 """True time for the readings: the clock set by NTP once the broker is first reached, then every
 ntp.resync_s, never blocking the loop (app/ntp.py: one polled UDP request, a
-bounded wait). The node keeps the ticks_ms <-> UTC pair of the latest answer
-(node.synced, on node.uptime()); a reading's ts is worked out from it when it is published, so a
+bounded wait). The node keeps the uptime <-> UTC pair of the latest answer
+(node.synced); a reading's ts is worked out from it when it is published, so a
 reading taken before the first answer (offline from power-on) is back-filled
-with the instant it was measured. app/ntp.py (and app/dns.py once the broker is
-connected) is loaded for each sync and dropped after it.
+with the instant it was measured. app/ntp.py and app/dns.py are loaded for each
+sync and dropped after it.
 """
 import gc
 

@@ -86,7 +86,7 @@ class Node:
         return s + ms // 1000, ms % 1000
 
     def free(self):
-        """Free heap now, remembering the least seen (sampled by the sampler and by reports)."""
+        """Free heap now, remembering the least seen (sampled every second by the status task)."""
         if not hasattr(gc, "mem_free"):  # CPython (tests)
             return 0
         f = gc.mem_free()
