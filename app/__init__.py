@@ -3,9 +3,10 @@
     import app; app.run()      # from the REPL; Ctrl-C stops it cleanly
 
 Supervised tasks share one loop: wifi (the link's one owner), sampler
-(sensor -> backlog), publisher (backlog -> broker), heartbeat (LED), inbox
-(commands, Home Assistant discovery; when configured); on every broker
-connection mqtt_as calls status (availability and counters). Importing
+(sensor -> backlog), publisher (backlog -> broker), heartbeat (LED), status
+(telemetry every telemetry.interval_s), clock (NTP, unless ntp.resync_s is 0),
+inbox (commands, Home Assistant discovery; when configured); on every broker
+connection mqtt_as calls status (availability and telemetry). Importing
 this package costs little; the tasks and the MQTT library are loaded by run().
 """
 import asyncio
@@ -42,7 +43,9 @@ class Firmware:
         if self.inbox:
             self.inbox.client = self.client
             self.status.on_connect = self.inbox.connected
-        self.readings = topic(m["topic"], device), head(device, cfg["location"])
+        self.readings = topic(m["topic"], device), head(device, cfg["location"], self.node.boot)
+        self.telemetry_ms = int(cfg["telemetry"]["interval_s"] * 1000)
+        self.node.first_sync = cfg["ntp"]["resync_s"] > 0
         # All the tasks read from here on; the rest of the settings is garbage now.
         self.cfg = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
 
@@ -79,11 +82,16 @@ class Firmware:
             supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.filter),
             supervise(node, "wifi", wifi.run, node, cfg["wifi"]),
             supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg, self.readings),
+            supervise(node, "status", self.status.run, self.client, self.telemetry_ms),
         )]
         if self.inbox:
             from . import inbox
 
             tasks.append(asyncio.create_task(supervise(node, "inbox", inbox.run, node, self.inbox, self)))
+        if node.first_sync:  # ntp.resync_s 0: no clock task, readings say "ts": null
+            from . import clock
+
+            tasks.append(asyncio.create_task(supervise(node, "clock", clock.run, node, cfg["ntp"])))
         try:
             await tasks[0]  # never returns: main() ends only when cancelled
         finally:  # as gather() would: cancel them all, return once they have ended
@@ -121,7 +129,7 @@ class Firmware:
             # publishes the will. (Its station calls reach wifi.Link: Wi-Fi stays up.)
             self.client.close()
         try:
-            log("app", "stopped: %s" % self.node.stats())
+            log("app", "stopped: %s" % self.status.telemetry())
         except MemoryError:
             log("app", "stopped")
 

@@ -75,9 +75,13 @@ def station():
 
 
 def rssi():
-    """The station's signal in dBm, or None when it has no link."""
+    """The station's signal in dBm, or None while it has no link (0 dBm would read
+    as a perfect signal)."""
     sta = station()
-    return sta.status("rssi") if sta.isconnected() else None
+    try:
+        return sta.status("rssi") if sta.isconnected() else None
+    except (OSError, ValueError):
+        return None
 
 
 def reset():

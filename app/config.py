@@ -39,6 +39,9 @@ SCHEMA = (
     ("ha.prefix", "str", "homeassistant", 64),
     ("ha.url", "str", "", 128),
     ("ntp.server", "str", "pool.ntp.org", 253),
+    ("ntp.resync_s", "num", 3600, (0, 604800)),
+    ("ntp.timeout_s", "num", 3, (0.1, 60)),
+    ("telemetry.interval_s", "num", 60, (0, 86400)),
     ("sensor.type", "choice", "DHT22", ("DHT22", "DHT11")),
     ("sensor.pin", "int", 5, (0, 48)),
     ("sensor.interval_s", "num", 5, (0.001, 86400)),
@@ -166,6 +169,12 @@ def validate(raw, min_interval_s=None, platform=None):
         _fail("mqtt.user", "must be set when mqtt.password is set")
     if mqtt["ping_interval_s"] * 2 > mqtt["keepalive_s"]:
         _fail("mqtt.ping_interval_s", "must be at most half of mqtt.keepalive_s")
+    if 0 < cfg["telemetry"]["interval_s"] < 1:
+        _fail("telemetry.interval_s", "0 (on connect and on demand only) or at least 1 s, got %s"
+              % cfg["telemetry"]["interval_s"])
+    if 0 < cfg["ntp"]["resync_s"] < 60:
+        _fail("ntp.resync_s", "0 (no clock: readings say \"ts\": null) or at least 60 s (be kind to the pool), got %s"
+              % cfg["ntp"]["resync_s"])
     device = cfg["device"]
     if device and not all(c in _HOST_CHARS or c == "_" for c in device):
         _fail("device", "may hold only letters, digits, - and _ (it is the MQTT client id and a topic "

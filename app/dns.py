@@ -99,12 +99,13 @@ def _answer(buf, qid, qname, mdns=False):
     raise OSError("DNS has no address for the name")
 
 
-async def ask(what, server, request, answer, timeout_ms, anyone=False):
+async def ask(what, server, request, answer, timeout_ms, anyone=False, size=512):
     """Send one UDP request to server (ip, port), again at half the timeout (one
     lost datagram must not cost a whole attempt), and wait for the reply without
     blocking: answer(data) returns the result, or None for a packet to ignore.
     Replies from another address are ignored unless anyone. Raises OSError on
-    timeout, naming what was asked (and whatever answer raises)."""
+    timeout, naming what was asked (and whatever answer raises). size: the
+    largest reply wanted (a buffer of that size per packet)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
@@ -120,7 +121,7 @@ async def ask(what, server, request, answer, timeout_ms, anyone=False):
                     resent = True
                 await sleep_ms(20)
                 continue
-            data, sender = s.recvfrom(512)
+            data, sender = s.recvfrom(size)
             if anyone or sender == to:
                 result = answer(data)
                 if result is not None:

@@ -1,10 +1,18 @@
-"""What the tasks share: link flags, counters, the log, and the retry delay."""
+"""What the tasks share: link flags, counters, the clock, the log, and the retry delay."""
 import asyncio
+import gc
 import sys
 from random import getrandbits
-from time import ticks_ms
+from time import ticks_add, ticks_ms
 
-VERSION = "0.11.0"  # the firmware's, as Home Assistant shows it
+from micropython import const
+
+_t = ticks_ms()
+_PERIOD = ticks_add(_t, -1 - _t) + 1  # ticks_ms wraps here: 2^30 on a board, 2^62 on the 64-bit unix port
+del _t
+_MASK = const(0x3FFFFFFF)
+
+VERSION = "0.11.0"  # the firmware's, as the telemetry and Home Assistant show it
 
 # Heartbeat states, most urgent first.
 BOOTING = 0
@@ -34,6 +42,14 @@ class Node:
         self.restart_ms = 5000  # pause before a crashed task is restarted
         self.interval_ms = 5000  # sampling period; a command may change it at run time
         self.identify_until = None  # ticks_ms until which the LED shows IDENTIFY
+        # Per-boot id: with it seq is unique across reboots. Two 16-bit draws: no bigint on a board.
+        self.boot = "%04x%04x" % (getrandbits(16), getrandbits(16))
+        self._last = ticks_ms()
+        self._wraps = 0  # ticks_ms wraps every 2^30 ms (12.4 days): uptime counts on
+        self.min_free = gc.mem_free() if hasattr(gc, "mem_free") else 0
+        # The clock: uptime() at an NTP answer and the UTC it said (s, ms); None until synced.
+        self.synced = None
+        self.first_sync = False  # the first NTP request is under way: the publisher waits for it
 
     def state(self):
         if not self.booted:
@@ -46,13 +62,42 @@ class Node:
             return NO_BROKER
         return OK
 
-    def stats(self, extra=""):
-        """The counters as JSON text (the device name is ASCII: config.py sees to it),
-        extra (", \"key\": value" pairs) added at the end in the same allocation."""
-        return ('{"device": "%s", "uptime_ms": %d, "seq": %d, "published": %d, "dropped": %d, "sensor_errors": %d, '
-                '"filtered": %d, "wifi_drops": %d, "broker_connects": %d, "restarts": %d, "state": "%s"%s}') % (
-            self.device, ticks_ms(), self.seq, self.published, self.dropped, self.sensor_errors, self.filtered,
-            self.wifi_drops, self.broker_connects, self.restarts, STATE_NAMES[self.state()], extra)
+    def uptime(self):
+        """Milliseconds on ticks_ms's clock, counting on past its wrap (2^30 ms, 12.4
+        days, on a board): called at least once a wrap (the status task: every second)."""
+        now = ticks_ms()
+        if now < self._last:
+            self._wraps += 1
+        self._last = now
+        return self._wraps * _PERIOD + now
+
+    def stamp(self):
+        """Now, as the backlog keeps it: uptime's low 30 bits (an int32, a small int on a board)."""
+        return self.uptime() & _MASK
+
+    def taken(self, stamp):
+        """The uptime at which stamp was taken (no more than 12.4 days ago)."""
+        up = self.uptime()
+        return up - ((up - stamp) & _MASK)
+
+    def utc(self, up):
+        """(s, ms) UTC of the instant uptime read up, from the latest NTP answer:
+        readings taken before it are back-filled; None before the first sync.
+        Integer arithmetic (a board's floats cannot hold UTC seconds with ms)."""
+        if self.synced is None:
+            return None
+        at, s, ms = self.synced
+        ms += up - at
+        return s + ms // 1000, ms % 1000
+
+    def free(self):
+        """Free heap now, remembering the least seen (sampled every second by the status task)."""
+        if not hasattr(gc, "mem_free"):  # CPython (tests)
+            return 0
+        f = gc.mem_free()
+        if f < self.min_free:
+            self.min_free = f
+        return f
 
 
 def forget(name):

@@ -2,7 +2,7 @@
 
 An ESP32 checks a TLS certificate's dates against its clock, which reads
 2000-01-01 after power-up: with mqtt.ca set, every connect fails until the clock
-is set. Loaded only then (app/connect.py), before the first TLS connection.
+is set (app/connect.py). app/clock.py loads it for the readings' time stamps.
 """
 import struct
 from random import getrandbits
@@ -27,15 +27,21 @@ def _seconds(data, sent):
     return t - _NTP_TO_UNIX
 
 
+def _stamp(data, sent):
+    s = _seconds(data, sent)
+    # The transmit time's fraction, in ms: its top 16 bits are enough (no bigint on a board).
+    return None if s is None else (s, (data[44] << 8 | data[45]) * 1000 >> 16)
+
+
 async def sync(server, timeout_ms=3000):
-    """Set the clock from server (a name or an address); returns UTC seconds since
-    1970. Raises OSError when no answer comes within timeout_ms."""
+    """Set the clock from server (a name or an address); returns UTC (seconds since
+    1970, ms). Raises OSError when no answer comes within timeout_ms."""
     request = bytearray(48)
     request[0] = 0x23  # version 4, client
     struct.pack_into("!II", request, 40, getrandbits(32), getrandbits(32))  # a nonce, echoed back
     sent = bytes(request[40:48])
     address = await resolve(server, board.dns_server(), timeout_ms)
-    utc = await ask("NTP server", (address, board.ntp_port()), request, lambda data: _seconds(data, sent),
-                    timeout_ms)
-    board.set_clock(utc)
+    utc = await ask("NTP server", (address, board.ntp_port()), request, lambda data: _stamp(data, sent),
+                    timeout_ms, size=96)  # 48 bytes, and room for a MAC: a small buffer on a fragmented heap
+    board.set_clock(utc[0])
     return utc

@@ -12,27 +12,31 @@ mqtt_as contracts this module is built around:
 """
 import json
 
+from .node import sleep_ms
+
 
 def topic(template, device):
     """The topic, {device} filled in, as bytes."""
     return template.replace("{device}", device).encode()
 
 
-def head(device, location):
+def head(device, location, boot):
     """The start every reading's JSON shares, encoded once."""
-    return ('{"device": %s, "location": %s, ' % (json.dumps(device), json.dumps(location))).encode()
+    return ('{"device": %s, "location": %s, "boot": "%s", ' % (json.dumps(device), json.dumps(location), boot)).encode()
 
 
-def payload(head, reading):
+def payload(head, reading, uptime_ms, utc):
     """The reading as JSON bytes, in one allocation; integer arithmetic only (a
-    board's floats are single precision: 22.3 would print as 22.29999)."""
-    seq, uptime_ms, t10, h10 = reading  # tenths of a degree C and of a percent
+    board's floats are single precision: 22.3 would print as 22.29999).
+    utc: (s, ms) when it was taken, or None (no clock yet: "ts": null)."""
+    seq, _, t10, h10 = reading  # tenths of a degree C and of a percent
     f100 = t10 * 18 + 3200  # hundredths of a degree F
     f10 = (f100 + 5) // 10 if f100 >= 0 else -((5 - f100) // 10)
     t, f = abs(t10), abs(f10)
-    return b'%s"seq": %d, "uptime_ms": %d, "temperature_C": %s%d.%d, "temperature_F": %s%d.%d, "humidity": %d.%d}' % (
-        head, seq, uptime_ms, b"-" if t10 < 0 else b"", t // 10, t % 10, b"-" if f10 < 0 else b"", f // 10, f % 10,
-        h10 // 10, h10 % 10)
+    return (b'%s"seq": %d, "uptime_ms": %d, "ts": %s, "temperature_C": %s%d.%d, "temperature_F": %s%d.%d, '
+            b'"humidity": %d.%d}') % (
+        head, seq, uptime_ms, b"null" if utc is None else b"%d.%03d" % utc, b"-" if t10 < 0 else b"", t // 10,
+        t % 10, b"-" if f10 < 0 else b"", f // 10, f % 10, h10 // 10, h10 % 10)
 
 
 async def run(node, client, backlog, cfg, readings):
@@ -45,6 +49,9 @@ async def run(node, client, backlog, cfg, readings):
     to, start = readings
     while True:
         reading = await backlog.oldest()
-        await client.publish(to, payload(start, reading), False, 1)
+        while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
+            await sleep_ms(100)
+        taken = node.taken(reading[1])  # uptime_ms and ts worked out now: past a wrap, back-filled
+        await client.publish(to, payload(start, reading, taken, node.utc(taken)), False, 1)
         backlog.done(reading[0])
         node.published += 1

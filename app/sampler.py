@@ -51,10 +51,10 @@ async def run(node, sensor, backlog, filt=None):
         else:
             if filt is None:
                 node.seq += 1
-                backlog.put(node.seq, now, t10, h10)
+                backlog.put(node.seq, node.stamp(), t10, h10)
             elif filt.feed(t10, h10, now):
                 node.seq += 1
-                backlog.put(node.seq, now, filt.t10, filt.h10)
+                backlog.put(node.seq, node.stamp(), filt.t10, filt.h10)
             else:
                 node.filtered += 1
             if not node.sensor_ok:

@@ -1,24 +1,33 @@
-"""Connection status: availability and counters on every broker (re)connect.
+"""Connection status and telemetry: availability and the counters on every broker
+(re)connect, every telemetry.interval_s, and on demand (report()).
 
 mqtt_as calls back on every change of the connection (its callback interface:
 no events, no task of ours waiting on them): link(up) marks the node's broker
 state, online() publishes, retained, "online" to the status topic and the
-counters to the stats topic. online() runs as a task of mqtt_as's for each
+telemetry to the stats topic. online() runs as a task of mqtt_as's for each
 connection; a failure in it (a MemoryError inside a publish) is logged, counted
 in restarts, and tried again while that connection lasts: no connection goes
-unannounced. Then on_connect(), when set (app/inbox.py: subscriptions, discovery).
+unannounced. run() republishes the telemetry every interval, and as soon as the
+backlog has drained when readings were dropped since the last report: every
+count a subscriber sees is the node's, not the one of the last connect.
 """
-import gc
+from time import ticks_diff, ticks_ms
 
-from .board import rssi
-from .node import log, log_exception, sleep_ms
+from micropython import const
+
+from . import board
+from .node import STATE_NAMES, VERSION, log, log_exception, sleep_ms
+
+_POLL_MS = const(1000)
 
 
 class Status:
     def __init__(self, node, backlog, topic, stats_topic):
         self._node, self._backlog = node, backlog
         self.topic, self._stats = topic, stats_topic  # as bytes; the will says "offline" to topic
-        self.on_connect = None
+        self._told = 0  # node.dropped in the last report
+        self._at = ticks_ms()  # when the last report went out
+        self.on_connect = None  # called once a connection is announced (app/inbox.py: subscribe, discovery)
 
     async def link(self, up):
         node = self._node
@@ -28,6 +37,23 @@ class Status:
             log("mqtt", "connected; %d readings queued, %d dropped so far" % (len(self._backlog), node.dropped))
         else:
             log("mqtt", "connection lost; readings wait in the queue")
+
+    def telemetry(self):
+        """The telemetry as JSON text (the device name is ASCII: config.py sees to it)."""
+        n, sta = self._node, board.station()
+        t, rssi = n.utc(n.uptime()), board.rssi()
+        return ('{"device": "%s", "boot": "%s", "version": "%s", "uptime_ms": %d, "ts": %s, "heap_free": %d, '
+                '"heap_min_free": %d, "rssi": %s, "ip": "%s", "seq": %d, "queued": %d, "published": %d, '
+                '"dropped": %d, "sensor_errors": %d, "filtered": %d, "wifi_drops": %d, "broker_connects": %d, '
+                '"restarts": %d, "state": "%s"}') % (
+            n.device, n.boot, VERSION, n.uptime(), "null" if t is None else "%d.%03d" % t, n.free(), n.min_free,
+            "null" if rssi is None else rssi, sta.ifconfig()[0], n.seq, len(self._backlog), n.published, n.dropped,
+            n.sensor_errors, n.filtered, n.wifi_drops, n.broker_connects, n.restarts, STATE_NAMES[n.state()])
+
+    async def report(self, client):
+        """Publish the telemetry now, retained, QoS 1; waits out an outage. Raises what publish() raises."""
+        self._told, self._at = self._node.dropped, ticks_ms()
+        await client.publish(self._stats, self.telemetry().encode(), True, 1)
 
     async def online(self, client):
         node = self._node
@@ -43,10 +69,15 @@ class Status:
                 log_exception("status", e)
                 await sleep_ms(node.restart_ms)
 
-    async def report(self, client):
-        """The counters now, retained, to the stats topic: node.stats() and what Home
-        Assistant's diagnostics read besides (discovery.py)."""
-        r = rssi()
-        s = self._node.stats(', "rssi": %s, "heap_free": %d, "queued": %d' % (
-            "null" if r is None else r, gc.mem_free(), len(self._backlog)))
-        await client.publish(self._stats, s.encode(), True, 1)
+    async def run(self, client, every_ms):
+        """The telemetry every every_ms (0: on connect and on demand only), and once
+        the backlog has drained after readings were dropped. Also keeps uptime's wrap
+        count and the least free heap current."""
+        node = self._node
+        while True:
+            await sleep_ms(_POLL_MS)
+            node.uptime()
+            node.free()
+            if node.broker_up and ((every_ms and ticks_diff(ticks_ms(), self._at) >= every_ms) or (
+                    node.dropped != self._told and len(self._backlog) <= 1)):
+                await self.report(client)

@@ -15,7 +15,7 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import esp8266, features, filters, heap, metrics
+from . import clock, esp8266, features, filters, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
@@ -23,7 +23,8 @@ UNIX_PORT = "unix_port"  # not a fault scenario: fireant alone on MicroPython, f
 ESP8266_MODEL = "esp8266_model"  # nor this: fireant and a bare mqtt_as client on the ESP8266 RAM model
 FEATURES = "features"  # nor this: the heap commands and discovery add
 FILTERS = "filters"  # nor this: the heap cost of app/filters.py, loaded only when configured
-HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS)
+CLOCK = "clock"  # nor this: the heap cost of the clock (NTP) and the periodic telemetry
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK)
 
 
 def _rounded(v):
@@ -69,7 +70,7 @@ def _esp8266_model(short):
 def run(names=None, short=False, log_path=None, progress=None):
     """Run the named scenarios (all by default) and return {name: entry}. The
     firmware's log goes to log_path (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS]
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK]
     names = list(names or known)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -98,6 +99,11 @@ def run(names=None, short=False, log_path=None, progress=None):
                     results[name] = filters.measure(short)
                 except (RuntimeError, OSError) as e:  # no micropython or mpy-cross on this host
                     results[name] = {"title": filters.TITLE, "error": str(e)}
+            elif name == CLOCK:
+                try:
+                    results[name] = clock.measure(short)
+                except (RuntimeError, OSError) as e:
+                    results[name] = {"title": clock.TITLE, "error": str(e)}
             else:
                 results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
             results[name]["wall_s"] = round(time.monotonic() - t0, 1)
@@ -169,6 +175,11 @@ def filters_section(results):
 def esp8266_section(results):
     e = results.get(ESP8266_MODEL)
     return "" if e is None else esp8266.section(e)
+
+
+def clock_section(results):
+    e = results.get(CLOCK)
+    return "" if e is None else clock.section(e)
 
 
 def features_section(results):

@@ -33,6 +33,7 @@ def main(argv=None):
                                                  "smallest heaps"))
         print("%-18s %s" % (bench.FEATURES, bench.features.TITLE))
         print("%-18s %s" % (bench.FILTERS, bench.filters.TITLE))
+        print("%-18s %s" % (bench.CLOCK, bench.clock.TITLE))
         return 0
     t0 = time.monotonic()
     err = sys.stderr
@@ -57,6 +58,9 @@ def main(argv=None):
     if bench.FILTERS in results:
         print()
         print(bench.filters_section(results))
+    if bench.CLOCK in results:
+        print()
+        print(bench.clock_section(results))
     print()
     print("ran %d scenario(s) in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
                                                          next(iter(results.values())).get("log")))

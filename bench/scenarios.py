@@ -292,9 +292,10 @@ async def sensor_and_wifi(run):
 @scenario("queue_overflow", "Wi-Fi down 6 s with a 10-reading queue (outage longer than the queue)",
           queue=10,
           note="fireant drops its oldest readings (lost is expected here, and equals its own "
-               "dropped count) and reports the count on its stats topic when it reconnects "
-               "(dropped_reported). A publish waiting out the outage resumes on mqtt_as's 1 s "
-               "connection poll, so one or two more are pushed out after that report.")
+               "dropped count) and reports the count on its stats topic when it reconnects and "
+               "again once its backlog has drained (dropped_reported: the last report; a publish "
+               "waiting out the outage resumes on mqtt_as's 1 s connection poll, so one or two "
+               "more are pushed out after the connect's report).")
 async def queue_overflow(run):
     await run.start_nodes()
     await asyncio.sleep(run.seconds(3))

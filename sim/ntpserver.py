@@ -45,3 +45,35 @@ class NtpServer(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+class ThreadedNtpServer:
+    """The same server on its own loop in a thread, for tests that are not async
+    (unix-port and ESP8266-model runs): with ThreadedNtpServer() as ntp: ntp.port."""
+
+    def __enter__(self):
+        import threading
+
+        self.server = NtpServer()
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve():
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self.server.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(5)
+        self.port = self.server.port
+        return self
+
+    def set_mode(self, mode):
+        self._loop.call_soon_threadsafe(self.server.set_mode, mode)
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self.server.close(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)

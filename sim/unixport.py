@@ -271,8 +271,9 @@ class _Control:
 
 def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, broker=None,
         heap_every_ms=500, until=None, max_seconds=None, workdir=None, interp="unix", program="unixrun",
-        tls_first=False):
+        tls_first=False, board=None):
     """Run the firmware on the unix port and stop it with Ctrl-C; returns a Run.
+    board: simboard's state from power-on (e.g. {"link": False}: offline from boot).
 
     raw: config dict (sim.firmware.sim_config). faults: [(s, dict or callable)],
     s counted from the "starting" log line. seconds: run time from that line, then
@@ -311,6 +312,8 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
         with open(os.path.join(work, "config.json"), "w") as f:
             json.dump(raw, f)
         control = _Control(os.path.join(work, "control.json"))
+        if board:
+            control.write(board)
         broker_log = os.path.join(work, "broker.log")
         env = dict(os.environ, FIREANT_SIM_CONTROL=control.path,
                    FIREANT_SIM_BROKER_LOG=broker_log, FIREANT_HEAP_MS=str(heap_every_ms), **extra)

@@ -45,9 +45,10 @@ async def test_readings_arrive_with_every_field(broker, observer):
     async with running(sim_config(broker)) as fw:
         await until(lambda: len(observer.readings()) >= 5)
     r = observer.readings()[0]
+    # The seed's fields, and boot (with seq, unique across reboots) and ts (null: no clock in sim_config).
     assert set(r) - {"_at"} == {"device", "location", "seq", "uptime_ms", "temperature_C",
-                                "temperature_F", "humidity"}
-    assert (r["device"], r["location"], r["seq"]) == ("sim-node", "test bench", 1)
+                                "temperature_F", "humidity", "boot", "ts"}
+    assert (r["device"], r["location"], r["seq"], r["boot"], r["ts"]) == ("sim-node", "test bench", 1, fw.node.boot, None)
     assert (r["temperature_C"], r["temperature_F"], r["humidity"]) == (21.5, 70.7, 45.0)
     assert fw.node.restarts == 0
 

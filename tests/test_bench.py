@@ -96,6 +96,8 @@ def test_features_section_from_a_known_record():
     assert "both         92000 ( +7000)   84000 ( +4000)  2  20" in text
     assert "defaults (both off): 31 KB" in text and "refused" in text
     assert "not measured: boom" in features.section({"error": "boom"})
+
+
 def test_filters_row_measures_the_modules_heap_and_no_allocation_per_reading():
     results = bench.run([bench.FILTERS])
     e = json.loads(json.dumps(results))[bench.FILTERS]
@@ -107,3 +109,13 @@ def test_filters_row_measures_the_modules_heap_and_no_allocation_per_reading():
     model = e["esp8266_model"]
     if "error" not in model:  # where the model is built: the board's figures, smaller
         assert model["allocated_per_1000_readings"] == 0 and model["total_bytes"] < unix["total_bytes"]
+
+
+def test_clock_section_from_a_known_record():
+    from bench import clock
+
+    row = {"steady_bytes": 29824, "peak_bytes": 30224, "synced": True, "added_steady_bytes": 816,
+           "added_peak_bytes": 816}
+    text = clock.section({"esp8266_model": {"clock": row}})
+    assert "esp8266_model" in text and "steady  29824 ( +816)" in text and "synced" in text
+    assert "not measured: no lib" in clock.section({"error": "no lib"})

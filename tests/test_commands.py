@@ -234,7 +234,7 @@ async def test_discovery_on_every_connect_and_when_home_assistant_comes_back(bro
     for topic in topics:  # retained: Home Assistant finds them whenever it starts
         assert any(m[3] for m in _retained(broker, topic))
     readings = observer.readings()
-    assert set(readings[-1]) - {"_at"} == {"device", "location", "seq", "uptime_ms", "temperature_C",
+    assert set(readings[-1]) - {"_at"} == {"device", "location", "boot", "seq", "uptime_ms", "ts", "temperature_C",
                                            "temperature_F", "humidity"}  # readings unchanged
 
 

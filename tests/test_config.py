@@ -74,6 +74,10 @@ def test_filters_are_none_unless_one_is_set():
     ({"mqtt": {"server": "b"}, "filter": {"delta_humidity": -1}}, "filter.delta_humidity", "between"),
     ({"mqtt": {"server": "b"}, "filter": {"heartbeat_s": 10, "throttle_s": 60}}, "filter.heartbeat_s", "throttle"),
     ({"mqtt": {"server": "b"}, "filter": {"median": 5}}, "filter.median", "unknown key"),
+    ({"mqtt": {"server": "b"}, "telemetry": {"interval_s": 0.5}}, "telemetry.interval_s", "at least 1 s"),
+    ({"mqtt": {"server": "b"}, "telemetry": {"interval_s": -1}}, "telemetry.interval_s", "between"),
+    ({"mqtt": {"server": "b"}, "ntp": {"resync_s": 10}}, "ntp.resync_s", "at least 60 s"),
+    ({"mqtt": {"server": "b"}, "ntp": {"timeout_s": 0}}, "ntp.timeout_s", "between"),
 ])
 def test_bad_config_names_the_key_and_the_problem(raw, key, words):
     with pytest.raises(ConfigError) as e:

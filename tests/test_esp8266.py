@@ -20,7 +20,7 @@ the cache, no gcc-multilib, no real libraries). The heap figures (smallest heap,
 the bare mqtt_as client's, where the heap goes) are the benchmark's:
 `python -m bench --only esp8266_model`.
 """
-import ast
+import json
 import os
 import signal
 import statistics
@@ -30,6 +30,7 @@ import pytest
 
 from sim import paths, unixport, upstream
 from sim.firmware import sim_config
+from sim.ntpserver import ThreadedNtpServer
 
 HEAP = unixport.ESP8266_HEAP
 INTERVAL_MS = 200
@@ -86,7 +87,7 @@ def _ticks(r, text):
 
 def _final_stats(r):
     line = r.logged("app: stopped: ")[-1]
-    return ast.literal_eval(line.split("app: stopped: ", 1)[1])
+    return json.loads(line.split("app: stopped: ", 1)[1])
 
 
 @pytest.fixture
@@ -94,9 +95,17 @@ def run(request):
     _skip_unless_model(request)
     if "romfs" not in _runs:
         broker = request.getfixturevalue("broker")
-        raw = sim_config(broker, sensor={"interval_s": INTERVAL_MS / 1000}, queue={"size": QUEUE})
-        r = unixport.run(raw, SCRIPT, heapsize=HEAP, interp="esp8266", broker=broker, seconds=STOP,
-                         until=_caught_up, max_seconds=STOP + 30, heap_every_ms=0)
+        # The defaults' clock (NTP at Wi-Fi up, telemetry every 60 s), from a local NTP server.
+        raw = sim_config(broker, sensor={"interval_s": INTERVAL_MS / 1000}, queue={"size": QUEUE},
+                         ntp={"server": "127.0.0.1", "resync_s": 3600})
+        with ThreadedNtpServer() as ntp:
+            mp = pytest.MonkeyPatch()
+            mp.setenv("FIREANT_SIM_NTP_PORT", str(ntp.port))
+            try:
+                r = unixport.run(raw, SCRIPT, heapsize=HEAP, interp="esp8266", broker=broker, seconds=STOP,
+                                 until=_caught_up, max_seconds=STOP + 30, heap_every_ms=0)
+            finally:
+                mp.undo()
         _say(request, "\nESP8266 model ran: %s; %.1f s; live heap after stop %s bytes" % (
             r.describe(), r.seconds, r.heap[-1][1] if r.heap else "-"))
         _runs["romfs"] = r
@@ -110,6 +119,9 @@ def test_runs_in_an_esp8266_heap(run):
     assert run.stopped(), run.output()
     stats = _final_stats(run)
     assert stats["restarts"] == 0, stats  # no task crashed (and was restarted) on the way
+    # The clock was set, and every reading carries its time and the boot's id.
+    assert run.logged("ntp: clock set from 127.0.0.1"), run.output()
+    assert all(r["ts"] is not None and r["boot"] == stats["boot"] for r in run.readings())
 
 
 def test_samples_at_cadence_through_link_drop_and_sensor_fault(run):

@@ -146,7 +146,7 @@ async def test_delta_and_heartbeat_as_a_subscriber_sees_them(broker, observer):
     ticks = [r["uptime_ms"] for r in steady]
     assert all(b - a >= 500 for a, b in zip(ticks, ticks[1:]))  # ~1 s heartbeats, never every 0.2 s
     assert stats_at >= 5
-    assert set(readings[0]) - {"_at"} == {"device", "location", "seq", "uptime_ms", "temperature_C",
+    assert set(readings[0]) - {"_at"} == {"device", "location", "boot", "seq", "uptime_ms", "ts", "temperature_C",
                                           "temperature_F", "humidity"}  # the format is unchanged
 
 
@@ -154,7 +154,7 @@ async def test_stats_count_filtered_readings(broker, observer):
     raw = sim_config(broker, filter={"throttle_s": 60})
     async with running(raw) as fw:
         await until(lambda: fw.node.filtered >= 3 and observer.readings())
-        stats = json.loads(fw.node.stats())
+        stats = json.loads(fw.status.telemetry())
     assert stats["seq"] == 1 and stats["filtered"] >= 3 and stats["sensor_errors"] == 0
     assert [r["seq"] for r in observer.readings()] == [1]
 

@@ -343,8 +343,8 @@ async def test_publisher_drains_in_order_and_a_reading_leaves_only_when_publishe
     readings = [json.loads(m[1]) for m in memory_broker.messages if m[0] == "sensors/environmental"]
     seqs = [r["seq"] for r in readings]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert readings[0] == {"device": "sim-node", "location": "test bench", "seq": 1,
-                           "uptime_ms": readings[0]["uptime_ms"], "temperature_C": 21.5,
+    assert readings[0] == {"device": "sim-node", "location": "test bench", "seq": 1, "boot": fw.node.boot,
+                           "uptime_ms": readings[0]["uptime_ms"], "ts": None, "temperature_C": 21.5,
                            "temperature_F": 70.7, "humidity": 45.0}
 
 
@@ -416,7 +416,7 @@ async def test_ctrl_c_survives_a_memory_error(memory_broker, monkeypatch, capsys
             raise MemoryError("memory allocation failed")
 
         monkeypatch.setattr(fw.client, "publish", no_memory)
-        monkeypatch.setattr(fw.node, "stats", no_memory)
+        monkeypatch.setattr(fw.status, "telemetry", no_memory)
     # running() ended with fw.stop(): it must not raise, and it must finish its work
     out = capsys.readouterr().out
     assert "could not publish offline (MemoryError" in out and "app: stopped" in out
@@ -430,11 +430,14 @@ def test_connect_refusals_are_explained():
     assert connect.reason(OSError(111, "ECONNREFUSED")) == "[Errno 111] ECONNREFUSED"
 
 
-def test_payload_has_the_seed_fields_plus_seq_and_uptime():
-    p = publisher.payload(publisher.head("n1", "attic"), (42, 123456, -105, 999))
+def test_payload_has_the_seed_fields_plus_seq_uptime_boot_and_ts():
+    p = publisher.payload(publisher.head("n1", "attic", "0badf00d"), (42, 123456, -105, 999), 123456,
+                          (1764000000, 42))
     assert isinstance(p, bytes)  # mqtt_as sends len() of it as the length
-    assert json.loads(p) == {"device": "n1", "location": "attic", "seq": 42, "uptime_ms": 123456,
+    assert json.loads(p) == {"device": "n1", "location": "attic", "boot": "0badf00d", "seq": 42,
+                             "uptime_ms": 123456, "ts": 1764000000.042,
                              "temperature_C": -10.5, "temperature_F": 13.1, "humidity": 99.9}
+    assert json.loads(publisher.payload(publisher.head("n1", "", "0badf00d"), (1, 5, 0, 0), 5, None))["ts"] is None
 
 
 # -- heartbeat

@@ -11,7 +11,7 @@ runs), "real" (the real mqtt_as and primitives from lib/ or the cache against th
 test Mosquitto; skipped, saying why, where neither has them) and "real-tls" (the
 same over TLS with the broker's certificate verified; its own heap budget).
 """
-import ast
+import json
 import re
 import statistics
 import subprocess
@@ -88,7 +88,7 @@ def _ticks(r, text):
 
 def _final_stats(r):
     line = r.logged("app: stopped: ")[-1]
-    return ast.literal_eval(line.split("app: stopped: ", 1)[1])
+    return json.loads(line.split("app: stopped: ", 1)[1])
 
 
 def _needs_real(request, libs):

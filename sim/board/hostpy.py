@@ -18,6 +18,12 @@ def ticks_ms():
     return int((time.monotonic() - _t0) * 1000) % _PERIOD
 
 
+def start_at(ms):
+    """Make ticks_ms() read ms now (tests of the 2^30 wrap: start just before it)."""
+    global _t0
+    _t0 = time.monotonic() - ms / 1000
+
+
 def ticks_add(t, delta):
     return (t + delta) % _PERIOD
 

@@ -3,6 +3,8 @@
 from app.config import ConfigError, validate
 
 BAD = (
+    {"mqtt": {"server": "b"}, "telemetry": {"interval_s": 0.5}},
+    {"mqtt": {"server": "b"}, "ntp": {"resync_s": 10}},
     {"wifi": {"ssid": "x"}},
     {"mqtt": {"server": ""}},
     {"mqtt": {"server": "b", "port": "1883"}},

@@ -44,10 +44,12 @@ for e in (OSError(-1, "CONNACK reason code 0x5"), OSError(-1, "CONNACK reason co
 
 # A reading is bytes; its head (device, location) is JSON-encoded once. CPython's
 # json escapes "\u00fc" where MicroPython's writes UTF-8: the head is compared parsed.
-head = publisher.head("node-1", "K\u00fcche")
-print(sorted(json.loads(head[:-2] + b"}").items()) == [("device", "node-1"), ("location", "K\u00fcche")])
-for reading in ((7, 123456, -55, 415), (8, 123556, -400, 1000), (9, 123656, -395, 0), (10, 123756, 223, 5)):
-    p = publisher.payload(head, reading)
+head = publisher.head("node-1", "K\u00fcche", "0badf00d")
+print(sorted(json.loads(head[:-2] + b"}").items()) == [("boot", "0badf00d"), ("device", "node-1"),
+                                                        ("location", "K\u00fcche")])
+for reading, utc in (((7, 123456, -55, 415), None), ((8, 123556, -400, 1000), (1764000000, 5)),
+                     ((9, 123656, -395, 0), (1764000000, 0)), ((10, 123756, 223, 5), (1764000001, 999))):
+    p = publisher.payload(head, reading, reading[1] + (1 << 30), utc)
     print(type(p).__name__, p.startswith(head), p[len(head):])
     json.loads(p)
 print(publisher.topic("fireant/{device}/status", "node-1"))
@@ -77,3 +79,35 @@ print("ntp unsynchronised", ntp._seconds(ntp_reply(first=0xE4), sent))
 print("ntp another request's", ntp._seconds(ntp_reply(originate=b"\x00" * 8), sent))
 print("ntp after 2036", ntp._seconds(ntp_reply(t=1000), sent))
 print("mdns error ignored", dns._answer(reply(rcode=3), 0x1234, NAME, True))
+
+# Time: a reading's UTC from the uptime<->UTC pair of the latest NTP answer, ms
+# borrowed from the seconds; uptime past ticks_ms's wrap (the port's period: 2^30
+# on a board and under CPython's sim, 2^62 on the 64-bit unix port); the backlog's
+# 30-bit stamps back to uptime across a wrap of theirs.
+from time import ticks_add
+
+from app.node import Node
+
+P = ticks_add(0, -1) + 1
+n = Node("node-1")
+print("no clock", n.utc(5))
+n.synced = (5000, 1764000000, 500)
+for up in (5000, 4500, 3400, 5500, 5000 + 5 * 86400 * 1000):
+    print("utc", up, n.utc(up))
+n._last = P - 1  # the last look was just before ticks_ms's wrap: the next one is past it
+up = n.uptime()
+print("uptime past the wrap", n._wraps, up == P + n._last)
+
+
+class At(Node):  # uptime() fixed, to see the 30-bit stamps across their wrap
+    def uptime(self):
+        return self.now
+
+
+a = At("node-1")
+for now, taken in ((5000, 4000), ((1 << 30) + 20, (1 << 30) - 10), (3 * (1 << 30) + 7, 3 * (1 << 30) - 86400000)):
+    a.now = taken
+    s = a.stamp()
+    a.now = now
+    print("stamp", 0 <= s < 1 << 30, a.taken(s) == taken)
+print("boot id", len(n.boot), Node("x").boot != n.boot)
