@@ -99,22 +99,35 @@ class Node:
     def kill(self):
         """SIGKILL: the node dies as a crashed host would, no goodbye to anyone."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            self._kill_group()
+
+    def _kill_group(self):
+        # The script (our child) runs the VM as its own child: wait for the whole group.
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        self.proc.wait()
 
     def stop(self, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # rabbit's clean shutdown
+        """SIGTERM to the VM (rabbit's clean shutdown), waited for; then SIGKILL."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.proc:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # erl_child_setup and friends
+                os.killpg(self.proc.pid, 0)
             except ProcessLookupError:
-                pass
-            self.proc.wait()
+                break
+            time.sleep(0.1)
+        self._kill_group()
 
     def log(self):
         out = []
@@ -209,14 +222,18 @@ class Cluster:
         self._wait([self.nodes[index - 1]])
 
     def restart_all(self, down_s=0.0):
-        """Every node stopped cleanly, then all started together (as after a power cut:
-        each waits for the others' tables)."""
-        for n in self.nodes:
-            n.stop()
+        """Every node stopped cleanly (together), then all started together: each
+        waits for the others' tables, so none may be started alone."""
+        stops = [threading.Thread(target=n.stop) for n in self.nodes]
+        for t in stops:
+            t.start()
+        for t in stops:
+            t.join()
+        self.stopped_at = time.monotonic()
         time.sleep(down_s)
         for n in self.nodes:
             n.start()
-        self._wait(self.nodes)
+        self._wait(self.nodes, timeout=3 * START_TIMEOUT_S)
 
     def connects(self):
         """Host wall-clock times (time.time()) at which HAProxy accepted an MQTT
@@ -321,3 +338,33 @@ class QueueObserver(Subscriber):
     def close(self):
         self._stop.set()
         self._thread.join(10)
+
+
+def main(argv=None):
+    """./fireant cluster [--seconds S]: a cluster until Ctrl-C, its endpoints printed."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="./fireant cluster", description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, help="stop by itself after this long")
+    ap.add_argument("--install", action="store_true", help="only install rabbitmq-server and haproxy (apt)")
+    args = ap.parse_args(argv)
+    if args.install:
+        return 0  # ./fireant did it before starting Python
+    c = Cluster()
+    print("fireant cluster: starting 3 RabbitMQ nodes and HAProxy in %s ..." % c.dir, flush=True)
+    with c.start():
+        print("up in %.1f s: %s" % (c.startup_s, ", ".join(c.members())))
+        print("MQTT  127.0.0.1:%d  (HAProxy; user %s, password %s) -> nodes on %s" % (
+            c.port, USER, PASSWORD, ", ".join(str(n.mqtt) for n in c.nodes)))
+        print("AMQP  127.0.0.1:%d  (HAProxy) -> nodes on %s" % (c.amqp_port, ", ".join(str(n.amqp) for n in c.nodes)))
+        print("Ctrl-C stops it (nothing is left running)", flush=True)
+        try:
+            time.sleep(args.seconds if args.seconds else 1e9)
+        except KeyboardInterrupt:
+            pass
+    print("fireant cluster: stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
