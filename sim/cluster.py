@@ -101,10 +101,18 @@ class Node:
         if self.proc and self.proc.poll() is None:
             self._kill_group()
 
+    def _group_gone(self):
+        self.proc.poll()  # reap the script (our child) once it exits: a zombie stays in the group
+        try:
+            os.killpg(self.proc.pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
     def _kill_group(self):
-        # The script (our child) runs the VM as its own child: wait for the whole group.
+        # The script runs the VM as its own child: wait for the whole group.
         end = time.monotonic() + 10
-        while time.monotonic() < end:
+        while not self._group_gone() and time.monotonic() < end:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -121,11 +129,7 @@ class Node:
         except ProcessLookupError:
             pass
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                break
+        while not self._group_gone() and time.monotonic() < end:
             time.sleep(0.1)
         self._kill_group()
 

@@ -27,11 +27,6 @@ KILLED = 2  # not the seed node: the one the others joined
 # ~7; jitter as wide as that dead time gives ~2 (docs/fleet.md, "Reconnect storms").
 PEAK_OVER_MEAN = 4
 
-pytestmark = [
-    pytest.mark.skipif(bool(cl.missing()), reason="not installed: %s; `./fireant cluster --install` installs them"
-                       % " ".join(cl.missing())),
-    pytest.mark.skipif(paths.lib_dir() is None, reason="the real mqtt_as is not in lib/: ./fireant deploy deps --host"),
-]
 
 
 def show(*args):
@@ -40,6 +35,10 @@ def show(*args):
 
 @pytest.fixture(scope="module")
 def cluster():
+    if cl.missing():
+        pytest.skip("not installed: %s; `./fireant cluster --install` installs them" % " ".join(cl.missing()))
+    if paths.lib_dir() is None:
+        pytest.skip("the real mqtt_as is not in lib/: ./fireant deploy deps --host")
     with cl.Cluster() as c:
         show("cluster: 3 RabbitMQ nodes + HAProxy up in %.1f s" % c.startup_s)
         yield c
@@ -72,6 +71,15 @@ def run(cluster):
     finally:
         obs.close()
     return out
+
+
+def test_reconnect_spread_tells_a_storm_from_a_spread():
+    storm = [(100.0 + 6.2 + i * 0.01, "n1") for i in range(12)]
+    spread = [(100.0 + 6.0 + i * 0.5, "n%d" % (1 + i % 3)) for i in range(12)] + [(101.0, "<NOSRV>")]
+    s, p = reconnect_spread(storm, 100.0), reconnect_spread(spread, 100.0)
+    assert s["histogram"] == [0] * 6 + [12] and s["peak_over_mean"] == 7.0
+    assert p["count"] == 12 and p["refused"] == 1 and p["peak"] == 2 and p["peak_over_mean"] == 2.0  # 6 s dead time, then 2 a second
+    assert p["peak_over_mean"] <= PEAK_OVER_MEAN < s["peak_over_mean"]
 
 
 def test_cluster_has_three_members_and_refuses_bad_credentials(cluster):
