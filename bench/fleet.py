@@ -24,15 +24,20 @@ FLEET_SHARE = 0.7
 
 
 def _beam_cpu(cluster):
+    """CPU seconds of every process of the brokers (each node's process group)."""
     tck = os.sysconf("SC_CLK_TCK")
+    groups = {n.proc.pid for n in cluster.nodes if n.proc is not None}
     total = 0.0
-    for n in cluster.nodes:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
         try:
-            with open("/proc/%d/stat" % n.proc.pid) as f:
+            with open("/proc/%s/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:
             total += (int(fields[11]) + int(fields[12])) / tck
-        except (OSError, AttributeError):
-            pass
     return total
 
 
@@ -75,13 +80,17 @@ def measure(n=DEFAULT_N, short=False, progress=print):
                 time.sleep(2)
                 report = per_node(obs, fleet.devices, fleet=fleet)
                 out.update(fleet.figures())
-                out["stopped_cleanly"] = len(fleet.stopped_cleanly())
+                clean = fleet.stopped_cleanly()
+                out["stopped_cleanly"] = len(clean)
+                unclean = [d for d in fleet.devices if d not in clean]
+                if unclean:
+                    out["unclean_log_tail"] = "%s: %s" % (unclean[0], fleet.log(unclean[0])[-600:])
         finally:
             obs.close()
         connects = cluster.connects()
     spans = (("node_kill", faults["node_kill"], faults["router_reboot"]),
              ("router_reboot", faults["router_back"], faults["cluster_restart"]),
-             ("cluster_restart", faults["cluster_back"], float("inf")))
+             ("cluster_restart", faults["cluster_restart"], float("inf")))
     out["reconnects"] = {name: reconnect_spread([(t, s) for t, s in connects if t < end], since)
                          for name, since, end in spans}
     figs = list(report.values())
@@ -89,6 +98,7 @@ def measure(n=DEFAULT_N, short=False, progress=print):
     out["lost_total"] = sum(len(f["lost"]) for f in figs)
     out["lost_max_per_node"] = max(len(f["lost"]) for f in figs)
     out["unaccounted_total"] = sum(f.get("unaccounted", 0) for f in figs)
+    out["in_flight_at_stop"] = sum(f.get("in_flight", 0) for f in figs)
     out["duplicates_total"] = sum(f["duplicates"] for f in figs)
     out["out_of_order_nodes"] = sum(1 for f in figs if not f["in_order"])
     out["max_gap_ms"] = max(f["max_gap_ms"] or 0 for f in figs)
@@ -113,12 +123,16 @@ def section(e):
     lines.append("  broker-side throughput %.1f msg/s (readings alone: %.1f/s expected), brokers' CPU %.1f%% of a core" % (
         e["throughput_msgs_per_s"], e["expected_msgs_per_s"], e["broker_cpu_pct"]))
     lines.append("  through a node kill, its return, a router reboot and a cluster restart: %d readings received, "
-                 "lost %d (max per node %d), PUBACKed but unseen %d, duplicates %d, out of order %d node(s)" % (
+                 "lost %d (max per node %d), PUBACKed but unseen %d, delivered but not yet PUBACKed at the stop %d, "
+                 "duplicates %d, out of order %d node(s)" % (
                      e["received_total"], e["lost_total"], e["lost_max_per_node"], e["unaccounted_total"],
+                     e["in_flight_at_stop"],
                      e["duplicates_total"], e["out_of_order_nodes"]))
     lines.append("  %d node(s) were on the killed broker node and moved; max sampling gap %d ms; "
                  "longest silence of a node at the subscriber %.1f s" % (
                      e["nodes_reconnected_after_kill"], e["max_gap_ms"], e["recovery_s_max"]))
+    if e.get("unclean_log_tail"):
+        lines.append("  a node that did not stop cleanly: " + e["unclean_log_tail"].replace("\n", " | "))
     for name, s in e["reconnects"].items():
         lines.append("  reconnects after %-15s %4d, peak %d/s, mean %.2f/s, peak/mean %s; per second: %s" % (
             name.replace("_", " ") + ":", s["count"], s["peak"], s["mean"], s["peak_over_mean"],

@@ -138,7 +138,7 @@ class Fleet:
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
-        end = time.monotonic() + unixport.STOP_TIMEOUT_S
+        end = time.monotonic() + unixport.STOP_TIMEOUT_S + 0.2 * self.n  # all at once, on a loaded host
         for p in self.procs.values():
             try:
                 p.wait(max(0.1, end - time.monotonic()))
@@ -171,7 +171,8 @@ def per_node(observer, devices, topic=READINGS, fleet=None):
     went without a reading from that node, and connects, how many times the node
     said `online` (its first connect plus each reconnect). With the (stopped)
     fleet, each node's own counters too: seq and published (PUBACKed) at its stop,
-    queued = seq - published - dropped (taken, not yet sent when it stopped), and
+    queued = seq - published - dropped (taken, not PUBACKed when it stopped: still
+    in the backlog, or in_flight = delivered but its PUBACK not back), and
     unaccounted = published - received: readings the broker acknowledged that the
     subscriber never saw (0 is the promise)."""
     by_dev = {d: [] for d in devices}
@@ -193,7 +194,8 @@ def per_node(observer, devices, topic=READINGS, fleet=None):
         if own is not None:
             fig.update(seq=own["seq"], published=own["published"], dropped=own["dropped"],
                        queued=own["seq"] - own["published"] - own["dropped"],
-                       unaccounted=own["published"] - fig["received"], broker_connects=own["broker_connects"])
+                       unaccounted=max(0, own["published"] - fig["received"]),
+                       in_flight=max(0, fig["received"] - own["published"]), broker_connects=own["broker_connects"])
         out[d] = fig
     return out
 
