@@ -189,6 +189,8 @@ class Cluster:
             time.sleep(0.1)
 
     def start(self):
+        if self.haproxy is not None:
+            raise RuntimeError("cluster already started")
         t0 = time.monotonic()
         try:
             self.nodes[0].start()  # the seed: the others join it
@@ -356,7 +358,7 @@ def main(argv=None):
         return 0  # ./fireant did it before starting Python
     c = Cluster()
     print("fireant cluster: starting 3 RabbitMQ nodes and HAProxy in %s ..." % c.dir, flush=True)
-    with c.start():
+    with c:
         print("up in %.1f s: %s" % (c.startup_s, ", ".join(c.members())))
         print("MQTT  127.0.0.1:%d  (HAProxy; user %s, password %s) -> nodes on %s" % (
             c.port, USER, PASSWORD, ", ".join(str(n.mqtt) for n in c.nodes)))
