@@ -145,9 +145,10 @@ def test_fleet_loses_nothing_through_a_broker_node_kill_and_a_router_reboot(run)
         assert fig["dropped"] == 0 and fig["unaccounted"] == 0, (device, fig)
         assert fig["queued"] <= 3, (device, fig)  # the backlog drained before the stop
         assert fig["received"] >= 60, (device, fig)  # ~40 s at 2 readings/s
-        # Each (re)connect said online: 2 (boot, reboot) or 3 (also the kill).
-        assert fig["connects"] == fig["broker_connects"] in (2, 3), (device, fig)
-        assert fig["max_gap_ms"] <= INTERVAL_S * 1000 + 300, (device, fig)  # sensing never stalled
+        # Each (re)connect said online: at least boot and reboot (3 with the kill).
+        assert fig["connects"] == fig["broker_connects"] >= 2, (device, fig)
+        # Sensing never stalled (a stall lasts seconds); one interval's slack for a loaded host.
+        assert fig["max_gap_ms"] <= 2 * INTERVAL_S * 1000, (device, fig)
 
 
 def test_broker_node_kill_moves_its_nodes_to_live_nodes(run):
