@@ -3,6 +3,7 @@
     python -m bench                 # a table
     python -m bench --json          # one JSON object keyed by scenario
     python -m bench --only wifi_drop half_open
+    python -m bench --only fleet --fleet-n 100   # issue 13: a fleet on a RabbitMQ cluster
 
 Not a test: it measures and prints, it asserts nothing. docs/bench.md explains
 every figure and where mqtt_as itself bounds it.
@@ -15,7 +16,7 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import clock, esp8266, features, filters, heap, metrics
+from . import clock, esp8266, features, filters, fleet, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
@@ -24,7 +25,8 @@ ESP8266_MODEL = "esp8266_model"  # nor this: fireant and a bare mqtt_as client o
 FEATURES = "features"  # nor this: the heap commands and discovery add
 FILTERS = "filters"  # nor this: the heap cost of app/filters.py, loaded only when configured
 CLOCK = "clock"  # nor this: the heap cost of the clock (NTP) and the periodic telemetry
-HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK)
+FLEET = "fleet"  # nor this: N firmware processes on a RabbitMQ cluster (bench/fleet.py)
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, FLEET)  # rows outside the fault table
 
 
 def _rounded(v):
@@ -67,11 +69,22 @@ def _esp8266_model(short):
         return {"title": esp8266.TITLE, "error": str(e)}
 
 
-def run(names=None, short=False, log_path=None, progress=None):
-    """Run the named scenarios (all by default) and return {name: entry}. The
-    firmware's log goes to log_path (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK]
-    names = list(names or known)
+def _fleet(short, n, progress):
+    if fleet.cl.missing():
+        return {"title": fleet.TITLE, "error": "not installed: %s (./fireant cluster --install)"
+                % " ".join(fleet.cl.missing())}
+    try:
+        return _rounded(fleet.measure(n, short, progress or (lambda m: None)))
+    except (RuntimeError, OSError) as e:  # no lib/ (real mqtt_as), a broker that would not start
+        return {"title": fleet.TITLE, "error": str(e)}
+
+
+def run(names=None, short=False, log_path=None, progress=None, fleet_n=fleet.DEFAULT_N):
+    """Run the named scenarios (all but the fleet by default: it needs RabbitMQ and
+    takes minutes) and return {name: entry}. The firmware's log goes to log_path
+    (a temporary file by default)."""
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, FLEET]
+    names = list(names or known[:-1])
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError("unknown scenario(s) %s; known: %s" % (", ".join(unknown), ", ".join(known)))
@@ -104,6 +117,8 @@ def run(names=None, short=False, log_path=None, progress=None):
                     results[name] = clock.measure(short)
                 except (RuntimeError, OSError) as e:
                     results[name] = {"title": clock.TITLE, "error": str(e)}
+            elif name == FLEET:
+                results[name] = _fleet(short, fleet_n, progress)
             else:
                 results[name] = _entry(asyncio.run(run_scenario(SCENARIOS[name], short)))
             results[name]["wall_s"] = round(time.monotonic() - t0, 1)

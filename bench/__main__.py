@@ -23,12 +23,15 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true", help="print one JSON object keyed by scenario")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these scenarios")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    ap.add_argument("--fleet-n", type=int, default=bench.fleet.DEFAULT_N, metavar="N",
+                    help="nodes in the fleet section (--only fleet; default %(default)s)")
     ap.add_argument("--log", help="write the nodes' log here (default: a temporary file)")
     args = ap.parse_args(argv)
     if args.list:
         for name, sc in bench.SCENARIOS.items():
             print("%-18s %s" % (name, sc.title))
         print("%-18s %s" % (bench.UNIX_PORT, "fireant alone under the MicroPython unix port: heap"))
+        print("%-18s %s" % (bench.FLEET, bench.fleet.TITLE + " (not run by default)"))
         print("%-18s %s" % (bench.ESP8266_MODEL, "fireant and a bare mqtt_as client on the ESP8266 RAM model: "
                                                  "smallest heaps"))
         print("%-18s %s" % (bench.FEATURES, bench.features.TITLE))
@@ -37,15 +40,17 @@ def main(argv=None):
         return 0
     t0 = time.monotonic()
     err = sys.stderr
-    results = bench.run(args.only, log_path=args.log, progress=lambda m: print(m, file=err, flush=True))
+    results = bench.run(args.only, log_path=args.log, progress=lambda m: print(m, file=err, flush=True),
+                        fleet_n=args.fleet_n)
     if args.json:
         print(json.dumps(results, indent=1, sort_keys=True, default=str))
         return 0
-    print(bench.table(results))
-    print()
-    print(LEGEND)
-    print()
-    print(bench.notes(results))
+    if any(name not in bench.HEAP_ROWS for name in results):
+        print(bench.table(results))
+        print()
+        print(LEGEND)
+        print()
+        print(bench.notes(results))
     if bench.UNIX_PORT in results:
         print()
         print(bench.unix_port_section(results))
@@ -61,6 +66,9 @@ def main(argv=None):
     if bench.CLOCK in results:
         print()
         print(bench.clock_section(results))
+    if bench.FLEET in results:
+        print()
+        print(bench.fleet.section(results[bench.FLEET]))
     print()
     print("ran %d scenario(s) in %.0f s; nodes' log: %s" % (len(results), time.monotonic() - t0,
                                                          next(iter(results.values())).get("log")))

@@ -31,7 +31,7 @@ from sim import paths, unixport
 from sim.dnsserver import DnsServer
 from sim.faultproxy import FaultProxy
 from sim.firmware import running, sim_config
-from sim.mosquitto import Mosquitto, Subscriber
+from sim.mosquitto import Mosquitto, Subscriber, judge
 
 INTERVAL_MS = 200
 SLACK_MS = 100  # scheduling jitter on a loaded 2-core machine; bench/ reports the real figure
@@ -48,26 +48,6 @@ async def until(predicate, timeout=30.0):
 
 def readings(sub, device):
     return [r for r in sub.readings(READINGS) if r["device"] == device]
-
-
-def judge(arrived):
-    """Figures read from the outside: readings received, duplicates, seqs missing,
-    arrival in seq order, and the max gap in uptime_ms between consecutive seqs."""
-    seen, unique = set(), []
-    for r in arrived:
-        if r["seq"] not in seen:
-            seen.add(r["seq"])
-            unique.append(r)
-    seqs = [r["seq"] for r in unique]
-    consecutive = [(a, b) for a, b in zip(unique, unique[1:]) if b["seq"] == a["seq"] + 1]
-    gaps = [b["uptime_ms"] - a["uptime_ms"] for a, b in consecutive]
-    return {
-        "received": len(unique),
-        "duplicates": len(arrived) - len(unique),
-        "in_order": seqs == sorted(seqs),
-        "lost": sorted(set(range(1, max(seqs) + 1)) - seen) if seqs else [],
-        "max_gap_ms": max(gaps) if gaps else None,
-    }
 
 
 def report(name, figures, **extra):

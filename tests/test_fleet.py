@@ -1,0 +1,171 @@
+"""Issue 13: a fleet of real firmware processes on a clustered broker.
+
+A three-node RabbitMQ cluster (MQTT plugin) behind HAProxy (sim/cluster.py), a
+fleet of FLEET_N nodes, each the firmware with the real mqtt_as on the MicroPython
+unix port in its own heap (sim/fleet.py), judged per node from a quorum-queue
+observer that survives a broker node's death. One run (module fixture) holds a
+broker-node kill and a router reboot; the tests read its figures. The large N,
+the whole-cluster restart and the host cost per node are the benchmark's
+(`./fireant bench --only fleet`, docs/fleet.md).
+"""
+import sys
+import threading
+import time
+
+import pytest
+
+from sim import cluster as cl
+from sim import paths
+from sim.fleet import Fleet, per_node, print_histogram, reconnect_spread
+from sim.mosquitto import PASSWORD, USER
+
+FLEET_N = 12
+INTERVAL_S = 0.5
+KILLED = 2  # not the seed node: the one the others joined
+# Reconnects after a router reboot, 1 s bins, from the link's return to the last
+# reconnect: a storm (all in one second after mqtt_as's ~6 s Wi-Fi check) gives
+# ~7; jitter as wide as that dead time gives ~2 (docs/fleet.md, "Reconnect storms").
+PEAK_OVER_MEAN = 4
+
+
+
+def show(*args):
+    print(*args, file=sys.__stdout__)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if cl.missing():
+        pytest.skip("not installed: %s; `./fireant cluster --install` installs them" % " ".join(cl.missing()))
+    if paths.lib_dir() is None:
+        pytest.skip("the real mqtt_as is not in lib/: ./fireant deploy deps --host")
+    with cl.Cluster() as c:
+        show("cluster: 3 RabbitMQ nodes + HAProxy up in %.1f s" % c.startup_s)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def run(cluster):
+    """The fleet through a broker-node kill, then a router reboot."""
+    obs = cl.QueueObserver(cluster)
+    out = {}
+    try:
+        # A backlog that holds the longest outage here (~12 s) twice over.
+        with Fleet(cluster.port, FLEET_N, interval_s=INTERVAL_S, queue={"size": 64}) as fleet:
+            time.sleep(4)
+            out["before_kill"] = [s for _, s in cluster.connects()]
+            out["kill_at"] = time.time()
+            cluster.kill(KILLED)
+            time.sleep(16)  # mqtt_as: ~7-10 s to reconnect, then ~10 readings/s to drain
+            out["reboot_at"] = time.time()
+            fleet.router_reboot(3)
+            out["link_back"] = time.time()
+            time.sleep(16)
+            fleet.stop()
+            time.sleep(1.5)  # the last PUBACKed readings reach the observer
+            out["report"] = per_node(obs, fleet.devices, fleet=fleet)
+            out["clean"] = fleet.stopped_cleanly()
+        out["connects"] = cluster.connects()
+        out["observer_reconnects"] = obs.reconnects
+        out["redelivered"] = obs.redelivered
+    finally:
+        obs.close()
+    return out
+
+
+def test_reconnect_spread_tells_a_storm_from_a_spread():
+    storm = [(100.0 + 6.2 + i * 0.01, "n1") for i in range(12)]
+    spread = [(100.0 + 6.0 + i * 0.5, "n%d" % (1 + i % 3)) for i in range(12)] + [(101.0, "<NOSRV>")]
+    s, p = reconnect_spread(storm, 100.0), reconnect_spread(spread, 100.0)
+    assert s["histogram"] == [0] * 6 + [12] and s["peak_over_mean"] == 7.0
+    assert p["count"] == 12 and p["refused"] == 1 and p["peak"] == 2 and p["peak_over_mean"] == 2.0  # 6 s dead time, then 2 a second
+    assert p["peak_over_mean"] <= PEAK_OVER_MEAN < s["peak_over_mean"]
+
+
+def test_cluster_has_three_members_and_refuses_bad_credentials(cluster):
+    import paho.mqtt.client as paho
+
+    assert cluster.members() == sorted(n.name for n in cluster.nodes)
+    codes = {}
+    for name, password in (("good", PASSWORD), ("bad", "wrong")):
+        done = threading.Event()
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fireant-auth-%s" % name)
+        c.username_pw_set(USER, password)
+        c.on_connect = lambda _c, _u, _f, rc, _p, name=name: (codes.__setitem__(name, rc.is_failure), done.set())
+        c.connect("127.0.0.1", cluster.port)
+        c.loop_start()
+        done.wait(10)
+        c.loop_stop()
+        c.disconnect()
+    assert codes == {"good": False, "bad": True}
+
+
+def test_retained_messages_stay_on_the_node_they_were_published_to(cluster):
+    """What docs/fleet.md says about retained status/stats, observed: RabbitMQ
+    3.10's retained store is per node, not replicated."""
+    import paho.mqtt.client as paho
+
+    def client(port, cid):
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=cid)
+        c.username_pw_set(USER, PASSWORD)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        return c
+
+    n1, n3 = cluster.nodes[0], cluster.nodes[2]
+    pub = client(n1.mqtt, "fireant-retain-pub")
+    pub.publish("fireant/retain-probe/status", b"online", qos=1, retain=True).wait_for_publish(10)
+    pub.loop_stop()
+    pub.disconnect()
+    seen = {}
+    for node in (n1, n3):
+        got = []
+        c = client(node.mqtt, "fireant-retain-sub-%d" % node.index)
+        c.on_message = lambda _c, _u, m, got=got: got.append((m.payload, m.retain))
+        c.subscribe("fireant/retain-probe/status", qos=1)
+        time.sleep(1.5)
+        c.loop_stop()
+        c.disconnect()
+        seen[node.index] = got
+    assert seen == {1: [(b"online", True)], 3: []}
+
+
+def test_fleet_loses_nothing_through_a_broker_node_kill_and_a_router_reboot(run):
+    report = run["report"]
+    for device, fig in report.items():
+        show(device, " ".join("%s=%s" % (k, len(v) if k == "lost" else v) for k, v in fig.items()))
+    show("observer: %d reconnects, %d redelivered" % (run["observer_reconnects"], run["redelivered"]))
+    assert len(run["clean"]) == FLEET_N  # every node stopped cleanly, its counters logged
+    on_killed = [d for d, f in report.items() if f["broker_connects"] == 3]
+    assert "n%d" % KILLED in run["before_kill"]  # nodes were on the node that died
+    assert on_killed, "no node reconnected after the kill"
+    for device, fig in report.items():
+        assert fig["lost"] == [], device
+        assert fig["in_order"], device
+        assert fig["dropped"] == 0 and fig["unaccounted"] == 0, (device, fig)
+        assert fig["queued"] <= 3, (device, fig)  # the backlog drained before the stop
+        assert fig["received"] >= 60, (device, fig)  # ~40 s at 2 readings/s
+        # Each (re)connect said online: at least boot and reboot (3 with the kill).
+        assert fig["connects"] == fig["broker_connects"] >= 2, (device, fig)
+        # Sensing never stalled (a stall lasts seconds); one interval's slack for a loaded host.
+        assert fig["max_gap_ms"] <= 2 * INTERVAL_S * 1000, (device, fig)
+
+
+def test_broker_node_kill_moves_its_nodes_to_live_nodes(run):
+    after = [(t, s) for t, s in run["connects"] if run["kill_at"] <= t < run["reboot_at"]]
+    spread = reconnect_spread(run["connects"], run["kill_at"])
+    print_histogram("reconnects after killing n%d" % KILLED, reconnect_spread(after, run["kill_at"]),
+                    out=sys.__stdout__)
+    assert after and all(s in ("n1", "n3") for _, s in after), after
+    assert spread["count"] >= len(after)
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the lead: mqtt_as's reconnect loop has no jitter (1 s sleep, "
+                   "1 s link poll, 5 s Wi-Fi check, connect), so every node that lost the link together comes "
+                   "back in the same second; the firmware's jitter is only in app/wifi.py's re-asks")
+def test_reconnects_after_a_router_reboot_spread_out(run):
+    after = [(t, s) for t, s in run["connects"] if t >= run["link_back"]]
+    spread = reconnect_spread(after, run["link_back"])
+    print_histogram("reconnects after the router reboot", spread, out=sys.__stdout__)
+    assert spread["count"] >= FLEET_N
+    assert spread["peak_over_mean"] <= PEAK_OVER_MEAN, spread
