@@ -7,8 +7,9 @@ import dht
 import machine
 import network
 
-# Plausible readings per sensor: (t_min, t_max, rh_min, rh_max), datasheet ranges.
-_RANGE = {"DHT22": (-40, 80, 0, 100), "DHT11": (0, 50, 20, 90)}
+# Plausible readings per sensor: (t_min, t_max, rh_min, rh_max). A DHT11's datasheet
+# range is 20-90 %RH, yet real ones report beyond it: only impossible humidity is refused.
+_RANGE = {"DHT22": (-40, 80, 0, 100), "DHT11": (0, 50, 0, 100)}
 # The station's status codes; each port numbers them its own way.
 STAT_CONNECTING = network.STAT_CONNECTING
 STAT_WRONG_PASSWORD = network.STAT_WRONG_PASSWORD

@@ -39,7 +39,7 @@ SCHEMA = (
     ("ha.prefix", "str", "homeassistant", 64),
     ("ha.url", "str", "", 128),
     ("ntp.server", "str", "pool.ntp.org", 253),
-    ("ntp.resync_s", "num", 3600, (0, 604800)),
+    ("ntp.resync_s", "num", 3600, (0, 86400)),
     ("ntp.timeout_s", "num", 3, (0.1, 60)),
     ("telemetry.interval_s", "num", 60, (0, 86400)),
     ("sensor.type", "choice", "DHT22", ("DHT22", "DHT11")),

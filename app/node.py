@@ -7,9 +7,7 @@ from time import ticks_add, ticks_ms
 
 from micropython import const
 
-_t = ticks_ms()
-_PERIOD = ticks_add(_t, -1 - _t) + 1  # ticks_ms wraps here: 2^30 on a board, 2^62 on the 64-bit unix port
-del _t
+_PERIOD = ticks_add(0, -1) + 1  # ticks_ms wraps here: 2^30 on a board, 2^62 on the 64-bit unix port
 _MASK = const(0x3FFFFFFF)
 
 VERSION = "0.11.0"  # the firmware's, as the telemetry and Home Assistant show it

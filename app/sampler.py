@@ -71,5 +71,7 @@ async def run(node, sensor, backlog, filt=None):
                 break
             await sleep_ms(min(wait, 1000))
             slept = True
-        if wait < 0 and not slept:  # overrun: the schedule starts again from now
+        # Overrun, or the interval shortened while it waited (due then lies a long way
+        # back): the schedule starts again from now, not with reads back to back.
+        if wait < 0 and (not slept or wait < -(node.interval_ms >> 1)):
             due = ticks_ms()

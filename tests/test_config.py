@@ -77,6 +77,8 @@ def test_filters_are_none_unless_one_is_set():
     ({"mqtt": {"server": "b"}, "telemetry": {"interval_s": 0.5}}, "telemetry.interval_s", "at least 1 s"),
     ({"mqtt": {"server": "b"}, "telemetry": {"interval_s": -1}}, "telemetry.interval_s", "between"),
     ({"mqtt": {"server": "b"}, "ntp": {"resync_s": 10}}, "ntp.resync_s", "at least 60 s"),
+    # asyncio's sleep_ms adds its delay to ticks_ms: past 2^29 ms it raises OverflowError
+    ({"mqtt": {"server": "b"}, "ntp": {"resync_s": 604800}}, "ntp.resync_s", "between"),
     ({"mqtt": {"server": "b"}, "ntp": {"timeout_s": 0}}, "ntp.timeout_s", "between"),
 ])
 def test_bad_config_names_the_key_and_the_problem(raw, key, words):

@@ -56,7 +56,7 @@ def filter_cfg(**keys):
 
 @pytest.mark.parametrize("kind, t, h", [
     ("DHT22", float("nan"), 45.0), ("DHT22", 21.5, float("nan")), ("DHT22", -40.1, 45.0), ("DHT22", 80.1, 45.0),
-    ("DHT22", 21.5, 100.1), ("DHT11", 51, 45), ("DHT11", -1, 45), ("DHT11", 21, 19), ("DHT11", 21, 91)])
+    ("DHT22", 21.5, 100.1), ("DHT11", 51, 45), ("DHT11", -1, 45), ("DHT11", 21, 101), ("DHT11", 21, -1)])
 async def test_a_reading_outside_the_sensors_range_is_a_sensor_error(kind, t, h, capsys):
     n, sink = Node("t"), Recorder()
     simboard.set(temperature=t, humidity=h)
@@ -64,6 +64,16 @@ async def test_a_reading_outside_the_sensors_range_is_a_sensor_error(kind, t, h,
         await until(lambda: n.sensor_errors >= 3)
     assert sink.readings == [] and n.seq == 0 and not n.sensor_ok
     assert capsys.readouterr().out.count("read failed") == 1  # once per run of failures
+
+
+@pytest.mark.parametrize("h", [15, 95])
+async def test_a_dht11_beyond_its_datasheets_humidity_range_is_still_read(h):
+    # Its datasheet says 20-90 %RH; real ones in a heated room or a bathroom say more.
+    n, sink = Node("t"), Recorder()
+    simboard.set(temperature=21, humidity=h)
+    async with sampling(n, sink, "DHT11"):
+        await until(lambda: len(sink.readings) >= 2)
+    assert n.sensor_errors == 0 and {r[3] for r in sink.readings} == {h * 10}
 
 
 async def test_a_20_degree_jump_is_refused_and_the_reading_after_it_kept(capsys):

@@ -112,6 +112,20 @@ async def test_a_blocking_read_is_stamped_when_in_and_keeps_the_schedule():
     assert all(950 <= g <= 1060 for g in gaps(sink.readings)), gaps(sink.readings)
 
 
+async def test_a_shorter_interval_set_while_waiting_never_reads_back_to_back():
+    """A command shortens the interval in the middle of a long wait: the next read
+    comes at once, the one after it a new interval later (a DHT22 read again
+    within 2 s answers with a timeout or stale data)."""
+    n, sink = Node("t"), Recorder()
+    async with task(sampler.run(every(n, 4000), board.Sensor("DHT22", 5), sink)):
+        await until(lambda: len(sink.readings) >= 1)
+        await asyncio.sleep(2.2)  # two of the 1 s steps slept
+        n.interval_ms = 500
+        await until(lambda: len(sink.readings) >= 4, timeout=10)
+    g = gaps(sink.readings)
+    assert g[0] < 4000 and min(g[1:]) >= 400, g
+
+
 async def test_dht11_readings_are_whole_numbers_and_checked_against_its_range():
     sensor = board.Sensor("DHT11", 4)
     assert sensor.read() == (21, 45)

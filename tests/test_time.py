@@ -132,6 +132,26 @@ async def test_uptime_and_ts_run_on_across_the_ticks_wrap(broker, observer, ntp,
     assert json.loads(fw.status.telemetry())["uptime_ms"] > 1 << 30
 
 
+@pytest.fixture
+def a_week_up():
+    """ticks_ms past 2^29 (6.2 days on a board): a soft reset (deploy.py's) keeps it running."""
+    t0 = hostpy._t0
+    hostpy.start_at((1 << 29) + 7 * 3600 * 1000)
+    yield
+    hostpy._t0 = t0
+
+
+def test_the_firmware_imports_after_a_soft_reset_a_week_into_uptime(a_week_up):
+    # app/node.py works out the ticks period at import: a ticks_add() by more than
+    # half the period raises OverflowError on a board, and import app would fail.
+    import importlib
+
+    import app.node
+
+    node = importlib.reload(app.node).Node("week")
+    assert node.uptime() >= 1 << 29 and node.taken(node.stamp()) == node.uptime()
+
+
 async def test_telemetry_is_complete_periodic_and_on_demand(broker, observer, ntp):
     dev = "time-telemetry"
     async with running(clocked(broker, dev, telemetry={"interval_s": 1})) as fw:

@@ -25,6 +25,8 @@ def start_at(ms):
 
 
 def ticks_add(t, delta):
+    if not -_HALF < delta < _HALF:  # as MicroPython's: ticks_diff could not undo it
+        raise OverflowError("ticks interval overflow")
     return (t + delta) % _PERIOD
 
 
@@ -33,6 +35,7 @@ def ticks_diff(a, b):
 
 
 def sleep_ms(ms):
+    ticks_add(0, max(0, ms))  # MicroPython's asyncio adds ms to the ticks: the same limit
     return asyncio.sleep(ms / 1000)
 
 
