@@ -1069,8 +1069,13 @@ def cmd_sim(args):
     with open(control, "w") as f:  # the sim board reads it at start and whenever it changes
         json.dump({"day_s": args.day_s, "noise": args.noise, "seed": args.seed}, f)
     os.environ["FIREANT_SIM_CONTROL"] = control
+    from sim.ntpserver import ThreadedNtpServer
+
+    ntp = ThreadedNtpServer().__enter__()  # a network has a time server: readings get their ts at once
+    os.environ["FIREANT_SIM_NTP_PORT"] = str(ntp.port)
     try:
         raw = sim_raw(args, broker)
+        raw.setdefault("ntp", {})["server"] = "127.0.0.1"
         print("Simulated board, broker %s:%d, a reading every %s s, a day every %s s (Ctrl-C to stop)"
               % (broker[0], broker[1], args.interval, args.day_s or "-"), flush=True)
         print("Steer the sensor: echo '{\"dht\": \"fail\"}' > %s  (or temperature, humidity, dht: ok, checksum, "
@@ -1080,6 +1085,7 @@ def cmd_sim(args):
         else:
             _sim_cpython(args, raw, broker)
     finally:
+        ntp.__exit__(None, None, None)
         shutil.rmtree(os.path.dirname(control), ignore_errors=True)
         if mosquitto:
             mosquitto.stop()

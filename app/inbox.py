@@ -63,24 +63,32 @@ async def run(node, inbox, fw):
     """fw: the app.Firmware the commands act on."""
     client = inbox.client
     while True:
-        # Work left by a crash (a MemoryError in subscribe or discovery) is done
-        # first: each flag is cleared only once its step has succeeded.
+        # Work left by a crash (a MemoryError in subscribe or discovery) is done first.
         if not (inbox.connect or inbox.discover or inbox.msg is not None):
             await inbox.event.wait()
         inbox.event.clear()
+        # Each flag is cleared as its step starts (a request arriving meanwhile sets
+        # it again) and set back if the step fails.
         if inbox.connect:
-            if inbox.cmd:
-                await client.subscribe(inbox.cmd, 1)
-            if inbox.ha_status:
-                await client.subscribe(inbox.ha_status, 1)
-                inbox.discover = True
             inbox.connect = False
+            try:
+                if inbox.cmd:
+                    await client.subscribe(inbox.cmd, 1)
+                if inbox.ha_status:
+                    await client.subscribe(inbox.ha_status, 1)
+                    inbox.discover = True
+            except Exception:
+                inbox.connect = True
+                raise
         if inbox.discover:
+            inbox.discover = False
             from . import discovery
 
             try:  # a failure (MemoryError) crashes this task, but never keeps the module
                 log("ha", "discovery: %d entities announced" % await discovery.send(client, fw.discovery))
-                inbox.discover = False
+            except Exception:
+                inbox.discover = True
+                raise
             finally:
                 del discovery
                 forget("discovery")

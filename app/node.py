@@ -7,7 +7,9 @@ from time import ticks_add, ticks_ms
 
 from micropython import const
 
-_PERIOD = ticks_add(0, -1) + 1  # ticks_ms wraps here: 2^30 on a board, 2^62 on the 64-bit unix port
+# ticks_ms wraps here: 2^30 on a board, 2^62 on the 64-bit unix port. (Not from
+# ticks_ms(): ticks_add refuses a delta past half the period, 6.2 days of uptime.)
+_PERIOD = ticks_add(0, -1) + 1  # type: ignore[type-var]  # 0 is a ticks value; the stubs type ticks as opaque
 _MASK = const(0x3FFFFFFF)
 
 VERSION = "0.11.0"  # the firmware's, as the telemetry and Home Assistant show it
