@@ -34,21 +34,44 @@ def python():
     return os.path.join(venv_dir(), "bin", "python")
 
 
+def _marker():
+    return os.path.join(venv_dir(), ".installed")
+
+
+def _installed():
+    """What the cache's venv was filled with (its marker, written last), or None."""
+    try:
+        with open(_marker()) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def unavailable():
     """Why the check cannot run here, or None."""
-    if not os.path.exists(os.path.join(venv_dir(), ".installed")):
+    have = _installed()
+    if have is None:
         return "Home Assistant %s is not in %s: run %s" % (RELEASE, venv_dir(), INSTALL_HINT)
+    if have != " ".join(REQUIREMENTS):
+        return "%s has %s, not %s: run %s" % (venv_dir(), have, " ".join(REQUIREMENTS), INSTALL_HINT)
     return None
 
 
 def install():
+    """Fill the cache's venv; nothing to do when it already holds REQUIREMENTS. A
+    venv filled with other pins is made anew (--clear), not upgraded in place."""
     d = venv_dir()
+    have = _installed()
+    if have == " ".join(REQUIREMENTS) and os.path.exists(python()):
+        print("Home Assistant %s already in %s" % (RELEASE, d))
+        return
     exe = "python3.11" if subprocess.run(["sh", "-c", "command -v python3.11"], capture_output=True).returncode == 0 \
         else sys.executable
-    subprocess.run([exe, "-m", "venv", d], check=True)
+    subprocess.run([exe, "-m", "venv"] + (["--clear"] if have is not None else []) + [d], check=True)
     subprocess.run([python(), "-m", "pip", "install", "-q", "--disable-pip-version-check"] + list(REQUIREMENTS),
                    check=True)
-    with open(os.path.join(d, ".installed"), "w") as f:
+    subprocess.run([python(), "-m", "pip", "check"], check=True)
+    with open(_marker(), "w") as f:
         f.write(" ".join(REQUIREMENTS) + "\n")
     print("Home Assistant %s in %s" % (RELEASE, d))
 
@@ -124,4 +147,7 @@ def check(prefix, messages, samples=None):
 
 
 if __name__ == "__main__":
-    install()
+    try:
+        install()
+    except subprocess.CalledProcessError as e:
+        sys.exit("hacheck: %s failed (exit %d); nothing marked installed" % (" ".join(e.cmd), e.returncode))
