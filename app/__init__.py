@@ -15,59 +15,19 @@ from .node import log
 
 
 class Firmware:
+    """The node once built (app/start.py fills it from the settings): what the
+    tasks share, their start and the goodbye."""
+
     def __init__(self, cfg):
-        from . import board, client
-        from .backlog import Backlog
-        from .node import Node, forget
-        from .publisher import head, topic
-        from .status import Status
+        from . import start
+        from .node import forget
 
-        self.node = Node(cfg["device"] or "fireant-" + board.unique_id())
-        s, q, m, device = cfg["sensor"], cfg["queue"]["size"], cfg["mqtt"], self.node.device
-        self.started = "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q)
-        self.node.interval_ms = int(s["interval_s"] * 1000)
-        self.sensor_type = s["type"]
+        (self.node, self.backlog, self.sensor, self.filter, self.led, self.status, self.inbox, self.client,
+         self.readings, self.telemetry_ms, self.cfg, self.started, self.sensor_type, self.cmd_result,
+         self.discovery) = start.build(cfg)
         self.files = "config.json", "secrets.json"  # what factory_reset reads (run() names them)
-        self.backlog = Backlog(self.node, q)
-        self.sensor = board.Sensor(s["type"], s["pin"])
-        self.filter = None
-        if cfg["filter"]:  # config.py: None unless a filter.* key is set
-            from .filters import Filter
-
-            self.filter = Filter(cfg["filter"])
-        self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
-        self.status = Status(self.node, self.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
-        self.inbox = self._inbox(cfg, device)
-        self.client = client.make(cfg, device, board.station(), self.status, self.inbox and self.inbox.put)
-        forget("client")
-        if self.inbox:
-            self.inbox.client = self.client
-            self.status.on_connect = self.inbox.connected
-        self.readings = topic(m["topic"], device), head(device, cfg["location"], self.node.boot)
-        self.telemetry_ms = int(cfg["telemetry"]["interval_s"] * 1000)
-        self.node.first_sync = cfg["ntp"]["resync_s"] > 0
-        # All the tasks read from here on; the rest of the settings is garbage now.
-        self.cfg = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
-
-    def _inbox(self, cfg, device):
-        """Commands and Home Assistant discovery: an Inbox, or None when both are off."""
-        from . import board
-        from .publisher import topic
-
-        m, ha = cfg["mqtt"], cfg["ha"]
-        cmd = m["cmd_topic"].replace("{device}", device)
-        self.cmd_result = (cmd + "/result").encode()
-        self.discovery = None
-        if ha["discovery"]:
-            self.discovery = (ha["prefix"].encode(), device.encode(), board.unique_id().encode(), topic(m["topic"], device),
-                              "{device}" not in m["topic"], topic(m["status_topic"], device),
-                              topic(m["stats_topic"], device), cmd.encode(), ha["url"].encode(),
-                              ("%s on %s" % (cfg["sensor"]["type"], board.platform().upper())).encode())
-        if not cmd and not ha["discovery"]:
-            return None
-        from .inbox import Inbox
-
-        return Inbox(cmd.encode() if cmd else None, (ha["prefix"] + "/status").encode() if ha["discovery"] else None)
+        del start
+        forget("start")
 
     async def main(self):
         from . import heartbeat, publisher, sampler, wifi
@@ -75,33 +35,20 @@ class Firmware:
 
         node, cfg = self.node, self.cfg
         log("app", self.started)
-        # Tasks rather than gather(): gather would load asyncio.funcs (~0.7 KB of
-        # heap on the unix port) for nothing, supervise() neither returns nor raises.
-        tasks = [asyncio.create_task(c) for c in (
-            supervise(node, "heartbeat", heartbeat.run, node, self.led),
-            supervise(node, "sampler", sampler.run, node, self.sensor, self.backlog, self.filter),
-            supervise(node, "wifi", wifi.run, node, cfg["wifi"]),
-            supervise(node, "publisher", publisher.run, node, self.client, self.backlog, cfg, self.readings),
-            supervise(node, "status", self.status.run, self.client, self.telemetry_ms),
-        )]
+        jobs = [("heartbeat", heartbeat.run, (node, self.led)),
+                ("sampler", sampler.run, (node, self.sensor, self.backlog, self.filter)),
+                ("wifi", wifi.run, (node, cfg["wifi"])),
+                ("publisher", publisher.run, (node, self.client, self.backlog, cfg, self.readings)),
+                ("status", self.status.run, (self.client, self.telemetry_ms))]
         if self.inbox:
             from . import inbox
 
-            tasks.append(asyncio.create_task(supervise(node, "inbox", inbox.run, node, self.inbox, self)))
+            jobs.append(("inbox", inbox.run, (node, self.inbox, self)))
         if node.first_sync:  # ntp.resync_s 0: no clock task, readings say "ts": null
             from . import clock
 
-            tasks.append(asyncio.create_task(supervise(node, "clock", clock.run, node, cfg["ntp"])))
-        try:
-            await tasks[0]  # never returns: main() ends only when cancelled
-        finally:  # as gather() would: cancel them all, return once they have ended
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                try:
-                    await t
-                except asyncio.CancelledError:
-                    pass
+            jobs.append(("clock", clock.run, (node, cfg["ntp"])))
+        await supervise(node, jobs)  # never returns: main() ends only when cancelled
 
     async def stop(self):
         """Say goodbye to the broker and switch the LED off. Bounded in time: a
@@ -129,36 +76,19 @@ class Firmware:
             # publishes the will. (Its station calls reach wifi.Link: Wi-Fi stays up.)
             self.client.close()
         try:
-            log("app", "stopped: %s" % self.status.telemetry())
+            log("app", "stopped: %s" % self.status.telemetry().decode())
         except MemoryError:
             log("app", "stopped")
-
-
-def _settings(config, secrets):
-    """Validated settings, or None after printing what is wrong. The validator is
-    then dropped: its RAM (~10 KB on the unix port) goes to the tasks. A separate
-    function so that no local of run() keeps the config module alive."""
-    from . import board
-    from .config import OVERRIDES, ConfigError, load, warnings
-    from .node import forget
-
-    try:
-        cfg = load(config, secrets, board.min_interval_s(), board.platform(), OVERRIDES)
-        for w in warnings(cfg):
-            log("config", "WARNING: " + w)
-        return cfg
-    except ConfigError as e:
-        print(e)
-        return None
-    finally:
-        forget("config")
 
 
 def run(config="config.json", secrets="secrets.json"):
     """Power-on autorun and REPL entry point. Returns to the REPL on Ctrl-C."""
     import gc
 
-    cfg = _settings(config, secrets)
+    from . import start
+
+    cfg = start.settings(config, secrets)
+    del start
     if cfg is None:
         return
     gc.collect()
@@ -180,7 +110,7 @@ def run(config="config.json", secrets="secrets.json"):
         # disconnect() would cancel its per-connection tasks, which belong to the dead
         # loop: cancelled, they would be queued in the new one and run again, with what
         # was queued behind them (heartbeat, sampler). Forget them instead.
-        asyncio.new_event_loop()
+        asyncio.new_event_loop().set_exception_handler(None)  # supervise()'s, which holds the dead tasks
         fw.client._tasks.clear()
         asyncio.run(fw.stop())
         asyncio.new_event_loop()

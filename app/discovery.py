@@ -59,7 +59,7 @@ def payload(d, entity):
     return (b'{"name": "%s", "unique_id": "fireant_%s_%s", "object_id": "%s_%s", %s, "availability_topic": "%s", '
             b'%s, "device": {"identifiers": ["fireant_%s"], "name": "%s", "manufacturer": "fireant", "model": "%s", '
             b'"sw_version": "%s"%s}}') % (name, chip, obj, device, obj, link, status, extra, chip, device, model,
-                                           VERSION.encode(), b', "configuration_url": "%s"' % url if url else b"")
+                                           VERSION, b', "configuration_url": "%s"' % url if url else b"")
 
 
 async def send(client, d):

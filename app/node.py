@@ -3,7 +3,7 @@ import asyncio
 import gc
 import sys
 from random import getrandbits
-from time import ticks_add, ticks_ms
+from time import ticks_add, ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -11,8 +11,9 @@ from micropython import const
 # ticks_ms(): ticks_add refuses a delta past half the period, 6.2 days of uptime.)
 _PERIOD = ticks_add(0, -1) + 1  # type: ignore[type-var]  # 0 is a ticks value; the stubs type ticks as opaque
 _MASK = const(0x3FFFFFFF)
+_WATCH_MS = const(500)  # how soon supervise() sees a task that ended
 
-VERSION = "0.11.0"  # the firmware's, as the telemetry and Home Assistant show it
+VERSION = b"0.11.0"  # the firmware's, as the telemetry and Home Assistant show it
 
 # Heartbeat states, most urgent first.
 BOOTING = 0
@@ -20,7 +21,7 @@ SENSOR_FAILING = 1
 NO_WIFI = 2
 NO_BROKER = 3
 OK = 4
-STATE_NAMES = ("booting", "sensor failing", "no wifi", "no broker", "ok")
+STATE_NAMES = (b"booting", b"sensor failing", b"no wifi", b"no broker", b"ok")  # as the telemetry sends them
 
 
 class Node:
@@ -129,15 +130,44 @@ def backoff_ms(attempt, lo_ms, hi_ms):
     return d // 2 + (getrandbits(16) * (d // 2)) // 65536
 
 
-async def supervise(node, name, fn, *args):
-    """Run fn(*args) forever: a crash is logged and the task restarted after a
-    pause, so no task is ever silently dead. Cancellation passes through."""
-    while True:
-        try:
-            await fn(*args)
-            log(name, "returned; restarting")
-        except Exception as e:  # CancelledError and KeyboardInterrupt are not Exceptions
-            node.restarts += 1
-            log_exception(name, e)
-            log(name, "crashed; restarting in %d ms" % node.restart_ms)
-        await sleep_ms(node.restart_ms)
+async def supervise(node, jobs):
+    """Run each job, (name, fn, args), as a task and keep it running: one that
+    crashes (or returns) is logged with its traceback, counted in node.restarts
+    and started again after node.restart_ms, so no task is ever silently dead.
+    One watcher for all of them (a watcher per task costs ~110 bytes of an
+    ESP8266's heap each). Never returns; cancelled, it ends every task first."""
+    tasks = [asyncio.create_task(fn(*args)) for _, fn, args in jobs]
+    down = [False] * len(jobs)  # ended, not yet restarted
+    died = [ticks_ms()] * len(jobs)  # when it ended
+    loop = asyncio.get_event_loop()
+    # MicroPython reports a task that died unawaited at once ("Task exception
+    # wasn't retrieved"); ours are reported below, mqtt_as's in our log.
+    loop.set_exception_handler(lambda _, ctx: None if ctx.get("future") in tasks else log_exception(
+        "asyncio", ctx.get("exception")))
+    try:
+        while True:
+            await sleep_ms(_WATCH_MS)
+            for i in range(len(tasks)):  # range(): no iterator object per round, unlike enumerate()
+                t, name = tasks[i], jobs[i][0]
+                if not down[i] and t.done():
+                    down[i], died[i] = True, ticks_ms()
+                    try:
+                        await t  # a finished task hands over its exception
+                        log(name, "returned; restarting")
+                    except Exception as e:  # CancelledError and KeyboardInterrupt are not Exceptions
+                        node.restarts += 1
+                        log_exception(name, e)
+                        log(name, "crashed; restarting in %d ms" % node.restart_ms)
+                elif down[i] and ticks_diff(ticks_ms(), died[i]) >= node.restart_ms:
+                    down[i] = False
+                    _, fn, args = jobs[i]
+                    tasks[i] = asyncio.create_task(fn(*args))
+    finally:
+        loop.set_exception_handler(None)  # it holds the tasks: let them go with the loop
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            try:
+                await t
+            except BaseException:  # CancelledError; what a task raised was reported above
+                pass

@@ -39,21 +39,23 @@ class Status:
             log("mqtt", "connection lost; readings wait in the queue")
 
     def telemetry(self):
-        """The telemetry as JSON text (the device name is ASCII: config.py sees to it)."""
+        """The telemetry as JSON bytes, formatted as bytes: no second copy to encode
+        (the device name is ASCII: config.py sees to it)."""
         n, sta = self._node, board.station()
         t, rssi = n.utc(n.uptime()), board.rssi()
-        return ('{"device": "%s", "boot": "%s", "version": "%s", "uptime_ms": %d, "ts": %s, "heap_free": %d, '
-                '"heap_min_free": %d, "rssi": %s, "ip": "%s", "seq": %d, "queued": %d, "published": %d, '
-                '"dropped": %d, "sensor_errors": %d, "filtered": %d, "wifi_drops": %d, "broker_connects": %d, '
-                '"restarts": %d, "state": "%s"}') % (
-            n.device, n.boot, VERSION, n.uptime(), "null" if t is None else "%d.%03d" % t, n.free(), n.min_free,
-            "null" if rssi is None else rssi, sta.ifconfig()[0], n.seq, len(self._backlog), n.published, n.dropped,
-            n.sensor_errors, n.filtered, n.wifi_drops, n.broker_connects, n.restarts, STATE_NAMES[n.state()])
+        return (b'{"device": "%s", "boot": "%s", "version": "%s", "uptime_ms": %d, "ts": %s, "heap_free": %d, '
+                b'"heap_min_free": %d, "rssi": %s, "ip": "%s", "seq": %d, "queued": %d, "published": %d, '
+                b'"dropped": %d, "sensor_errors": %d, "filtered": %d, "wifi_drops": %d, "broker_connects": %d, '
+                b'"restarts": %d, "state": "%s"}') % (
+            n.device.encode(), n.boot.encode(), VERSION, n.uptime(), b"null" if t is None else b"%d.%03d" % t,
+            n.free(), n.min_free, b"null" if rssi is None else b"%d" % rssi, sta.ifconfig()[0].encode(), n.seq,
+            len(self._backlog), n.published, n.dropped, n.sensor_errors, n.filtered, n.wifi_drops,
+            n.broker_connects, n.restarts, STATE_NAMES[n.state()])
 
     async def report(self, client):
         """Publish the telemetry now, retained, QoS 1; waits out an outage. Raises what publish() raises."""
         self._told, self._at = self._node.dropped, ticks_ms()
-        await client.publish(self._stats, self.telemetry().encode(), True, 1)
+        await client.publish(self._stats, self.telemetry(), True, 1)
 
     async def online(self, client):
         node = self._node

@@ -66,7 +66,7 @@ def discovery(observer):
 
 
 async def test_interval_command_changes_the_cadence_at_once_and_survives_a_reboot(broker, observer, flash):
-    from app import _settings
+    from app.start import settings
 
     raw = flash(sim_config(broker))
     async with running(raw) as fw:
@@ -83,7 +83,7 @@ async def test_interval_command_changes_the_cadence_at_once_and_survives_a_reboo
     assert fw.node.restarts == 0
     with open("overrides.json") as f:
         assert json.load(f) == {"sensor": {"interval_s": 0.6}}
-    assert _settings("config.json", "secrets.json")["sensor"]["interval_s"] == 0.6  # what the next boot reads
+    assert settings("config.json", "secrets.json")["sensor"]["interval_s"] == 0.6  # what the next boot reads
 
 
 async def test_a_bad_interval_is_refused_by_the_config_validator_and_nothing_is_kept(broker, observer, flash):

@@ -109,7 +109,7 @@ def test_package_json_lists_every_firmware_file():
     for target, source in pkg["urls"]:
         assert os.path.isfile(os.path.join(ROOT, source)), source  # relative: resolved against the package
     with open(os.path.join(ROOT, "app", "node.py")) as f:
-        version = re.search(r'^VERSION = "([^"]+)"', f.read(), re.M).group(1)
+        version = re.search(r'^VERSION = b"([^"]+)"', f.read(), re.M).group(1)
     assert pkg["version"] == version  # mip's package and the telemetry name one release
     deps = dict(pkg["deps"])
     assert set(deps) == {"github:peterhinch/micropython-mqtt", "github:peterhinch/micropython-async/v3/primitives"}

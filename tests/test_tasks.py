@@ -524,18 +524,48 @@ async def test_a_crashed_task_is_logged_and_restarted(capsys):
             raise RuntimeError("boom %d" % len(runs))
         await asyncio.sleep(10)
 
-    async with task(supervise(n, "flaky", flaky)):
+    async def steady():
+        while True:
+            runs_steady.append(1)
+            await asyncio.sleep(0.05)
+
+    runs_steady = []
+    async with task(supervise(n, [("flaky", flaky, ()), ("steady", steady, ())])):
         await until(lambda: len(runs) == 3)
+        before = len(runs_steady)
+        await until(lambda: len(runs_steady) > before + 2)  # the others ran on meanwhile
     assert n.restarts == 2
     out = capsys.readouterr().out
     assert "flaky: RuntimeError: boom 1" in out and "restarting in 100 ms" in out
+    assert "never retrieved" not in out and "wasn't retrieved" not in out
+
+
+async def test_a_task_that_returns_is_started_again_and_not_counted_as_a_crash(capsys):
+    n = Node("t")
+    n.restart_ms = 50
+    runs = []
+
+    async def brief():
+        runs.append(1)
+
+    async with task(supervise(n, [("brief", brief, ())])):
+        await until(lambda: len(runs) >= 2)
+    assert n.restarts == 0 and "brief: returned; restarting" in capsys.readouterr().out
 
 
 async def test_cancelling_a_supervised_task_stops_it():
     n = Node("t")
-    t = asyncio.create_task(supervise(n, "idle", asyncio.sleep, 10))
+    ended = []
+
+    async def idle():
+        try:
+            await asyncio.sleep(10)
+        finally:
+            ended.append(1)
+
+    t = asyncio.create_task(supervise(n, [("idle", idle, ()), ("idle2", idle, ())]))
     await asyncio.sleep(0.05)
     t.cancel()
     with pytest.raises(asyncio.CancelledError):
         await t
-    assert n.restarts == 0
+    assert n.restarts == 0 and ended == [1, 1]  # every task ended before supervise() returned
