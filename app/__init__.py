@@ -15,19 +15,60 @@ from .node import log
 
 
 class Firmware:
-    """The node once built (app/start.py fills it from the settings): what the
-    tasks share, their start and the goodbye."""
 
     def __init__(self, cfg):
-        from . import start
-        from .node import forget
+        from . import board, client
+        from .backlog import Backlog
+        from .node import Node, forget
+        from .publisher import head, topic
+        from .status import Status
 
-        (self.node, self.backlog, self.sensor, self.filter, self.led, self.status, self.inbox, self.client,
-         self.readings, self.telemetry_ms, self.cfg, self.started, self.sensor_type, self.cmd_result,
-         self.discovery) = start.build(cfg)
+        self.node = Node(cfg["device"] or "fireant-" + board.unique_id())
+        s, q, m, device = cfg["sensor"], cfg["queue"]["size"], cfg["mqtt"], self.node.device
+        self.started = "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q)
+        self.node.interval_ms = int(s["interval_s"] * 1000)
+        self.sensor_type = s["type"]
         self.files = "config.json", "secrets.json"  # what factory_reset reads (run() names them)
-        del start
-        forget("start")
+        self.backlog = Backlog(self.node, q)
+        self.sensor = board.Sensor(s["type"], s["pin"])
+        self.filter = None
+        if cfg["filter"]:  # config.py: None unless a filter.* key is set
+            from .filters import Filter
+
+            self.filter = Filter(cfg["filter"])
+        self.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
+        self.status = Status(self.node, self.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
+        self.inbox = self._inbox(cfg, device)
+        self.client = client.make(cfg, device, board.station(), self.status, self.inbox and self.inbox.put)
+        forget("client")
+        if self.inbox:
+            self.inbox.client = self.client
+            self.status.on_connect = self.inbox.connected
+        self.readings = topic(m["topic"], device), head(device, cfg["location"], self.node.boot)
+        self.telemetry_ms = int(cfg["telemetry"]["interval_s"] * 1000)
+        self.node.first_sync = cfg["ntp"]["resync_s"] > 0
+        # All the tasks read from here on; the rest of the settings is garbage now.
+        self.cfg = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
+
+    def _inbox(self, cfg, device):
+        """Commands and Home Assistant discovery: an Inbox, or None when both are off."""
+        from . import board
+        from .publisher import topic
+
+        m, ha = cfg["mqtt"], cfg["ha"]
+        cmd = m["cmd_topic"].replace("{device}", device)
+        self.cmd_result = (cmd + "/result").encode()
+        self.discovery = None
+        if ha["discovery"]:
+            self.discovery = (ha["prefix"].encode(), device.encode(), board.unique_id().encode(), topic(m["topic"], device),
+                              "{device}" not in m["topic"], topic(m["status_topic"], device),
+                              topic(m["stats_topic"], device), cmd.encode(), ha["url"].encode(),
+                              ("%s on %s" % (cfg["sensor"]["type"], board.platform().upper())).encode())
+        if not cmd and not ha["discovery"]:
+            return None
+        from .inbox import Inbox
+
+        return Inbox(cmd.encode() if cmd else None, (ha["prefix"] + "/status").encode() if ha["discovery"] else None)
 
     async def main(self):
         from . import heartbeat, publisher, sampler, wifi
@@ -81,14 +122,32 @@ class Firmware:
             log("app", "stopped")
 
 
+def _settings(config, secrets):
+    """Validated settings, or None after printing what is wrong. The validator is
+    then dropped: its RAM (~6 KB on an ESP8266 as ROMFS) goes to the tasks. A
+    function of its own, so that no local of run() keeps config.py alive."""
+    from . import board
+    from .config import OVERRIDES, ConfigError, load, warnings
+
+    try:
+        cfg = load(config, secrets, board.min_interval_s(), board.platform(), OVERRIDES)
+        for w in warnings(cfg):
+            log("config", "WARNING: " + w)
+        return cfg
+    except ConfigError as e:
+        print(e)
+        return None
+    finally:
+        from .node import forget
+
+        forget("config")
+
+
 def run(config="config.json", secrets="secrets.json"):
     """Power-on autorun and REPL entry point. Returns to the REPL on Ctrl-C."""
     import gc
 
-    from . import start
-
-    cfg = start.settings(config, secrets)
-    del start
+    cfg = _settings(config, secrets)
     if cfg is None:
         return
     gc.collect()

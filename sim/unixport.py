@@ -320,6 +320,14 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
         broker_log = os.path.join(work, "broker.log")
         env = dict(os.environ, FIREANT_SIM_CONTROL=control.path,
                    FIREANT_SIM_BROKER_LOG=broker_log, FIREANT_HEAP_MS=str(heap_every_ms), **extra)
+        # The sim's air (sim/board/simweather.py) loaded before the firmware when the run
+        # will use it: imported mid-run, on a heap the firmware has filled, its bytecode
+        # (a board has none: its sensor is C) lands in a hole and splits the heap
+        # (the filters' unix-port run: 109K needed instead of 103K).
+        steps = [board or {}] + [f for _, f in faults if isinstance(f, dict)]
+        if any(k in f for f in steps for k in ("day_s", "noise")) or any(
+                f.get("dht") in ("flaky", "spike") for f in steps):
+            env["FIREANT_SIM_WEATHER"] = "1"
         if "FIREANT_ROMFS" not in extra:
             env.pop("FIREANT_ROMFS", None)  # no partition: nothing mounted at /rom
         env.pop("FIREANT_TLS_FIRST", None)

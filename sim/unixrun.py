@@ -3,11 +3,15 @@
 # collection ("[ticks] heap: <live> live <free> free"). Kept off the board: a
 # device that wants this figure reads it from the REPL or the stats message.
 # FIREANT_TLS_FIRST (ESP8266 model): mqtt_as gets sim/tlsfirst.py as its ssl.
+# FIREANT_SIM_WEATHER: the sim's air loaded first (sim/unixport.py says why).
 import gc
 import os
 
 import asyncio
 from time import ticks_ms
+
+if os.getenv("FIREANT_SIM_WEATHER"):  # sim/unixport.py: the run will use it; loaded before the firmware
+    import simweather  # noqa: F401
 
 import app
 

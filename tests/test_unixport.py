@@ -207,10 +207,15 @@ def test_heap_does_not_grow_across_outage_cycles(libs, request):
     assert max(steady[1:]) - steady[1] <= LEAK_TOLERANCE, steady
 
 
-# Filters on cost heap (measured: smallest heap 80K against 76K for the same run
-# without them, stand-ins; bench --only filters: ~3 KB of module and Filter on this
-# 64-bit port), and the sim's air (sim/board/simweather.py, a board's ROM) ~1 KB.
-FILTERS_EXTRA_K = 5
+# Filters on cost heap on this 64-bit port: bench --only filters gives ~3 KB of
+# module and Filter. This run needs more than that, as measured (smallest_heap, 1 KB
+# steps, after issue 11's merges; the sim's air loaded first, sim/unixport.py):
+# real mqtt_as 111-112K against 101K for the same script without filter keys;
+# with discovery and commands off, 103K against 93K. Where the other ~7 KB go was
+# not found (the allocations that fail are 640-byte blocks with 16 KB free: the
+# heap is in pieces). The ESP8266 model, which has no such gap, runs the filters
+# at its 33K (tests/test_esp8266.py). Budget: the measured need plus 2 KB.
+FILTERS_EXTRA_K = 12
 
 
 def test_filters_and_plausibility_on_micropython(libs, request):
@@ -232,8 +237,8 @@ def test_filters_and_plausibility_on_micropython(libs, request):
     temps = [x["temperature_C"] for x in readings]
     assert all(21.5 - 3.5 - 0.5 - 0.5 <= t <= 21.5 + 3.5 for t in temps), temps  # never a spike (+25.6)
     assert max(temps) - min(temps) >= 1  # the day went by, and the delta let it through
-    assert set(readings[0]) == {"device", "location", "seq", "uptime_ms", "temperature_C", "temperature_F",
-                                "humidity"}
+    assert set(readings[0]) == {"device", "location", "boot", "seq", "uptime_ms", "ts", "temperature_C",
+                                "temperature_F", "humidity"}
     stats = _final_stats(r)
     assert stats["filtered"] >= 3 and stats["sensor_errors"] >= 3, stats
     assert stats["seq"] + stats["filtered"] + stats["sensor_errors"] >= 25  # ~30 reads in 6 s at 0.2 s
