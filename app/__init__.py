@@ -29,7 +29,7 @@ class Firmware:
         self.node.interval_ms = int(s["interval_s"] * 1000)
         self.sensor_type = s["type"]
         self.files = "config.json", "secrets.json"  # what factory_reset reads (run() names them)
-        self.backlog = Backlog(self.node, q)
+        self.backlog = Backlog(self.node, q, cfg["spool"]["size"])
         self.sensor = board.Sensor(s["type"], s["pin"])
         self.filter = None
         if cfg["filter"]:  # config.py: None unless a filter.* key is set
@@ -44,8 +44,9 @@ class Firmware:
         if self.inbox:
             self.inbox.client = self.client
             self.status.on_connect = self.inbox.connected
-        self.readings = topic(m["topic"], device), head(device, cfg["location"], self.node.boot)
+        self.readings = topic(m["topic"], device), head(device, cfg["location"])
         self.telemetry_ms = int(cfg["telemetry"]["interval_s"] * 1000)
+        self.window = m["window"]
         self.node.first_sync = cfg["ntp"]["resync_s"] > 0
         # All the tasks read from here on; the rest of the settings is garbage now.
         self.cfg = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
@@ -79,7 +80,7 @@ class Firmware:
         jobs = [("heartbeat", heartbeat.run, (node, self.led)),
                 ("sampler", sampler.run, (node, self.sensor, self.backlog, self.filter)),
                 ("wifi", wifi.run, (node, cfg["wifi"])),
-                ("publisher", publisher.run, (node, self.client, self.backlog, cfg, self.readings)),
+                ("publisher", publisher.run, (node, self.client, self.backlog, cfg, self.readings, self.window)),
                 ("status", self.status.run, (self.client, self.telemetry_ms))]
         if self.inbox:
             from . import inbox
@@ -99,6 +100,12 @@ class Firmware:
 
         self.led.set(False)
         gc.collect()  # the cancelled tasks' frames are garbage now: the goodbye needs their room
+        try:
+            moved = self.backlog.flush()  # RAM's readings to flash: the next boot sends them
+            if moved:
+                log("app", "%d readings kept on flash for the next start" % moved)
+        except Exception as e:  # MemoryError: the goodbye still goes
+            log("app", "could not keep the queued readings on flash (%r)" % e)
         said = True
         if self.node.broker_up:
             try:

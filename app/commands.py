@@ -87,7 +87,8 @@ async def _do(fw, client, name, req, reply):
     elif name == "restart":
         reply["ok"] = True
         await client.publish(fw.cmd_result, json.dumps(reply).encode(), False, 1)
-        log("cmd", "restart")
+        moved = fw.backlog.flush()  # what RAM holds goes to flash: the next boot sends it
+        log("cmd", "restart (%d readings kept on flash)" % moved)
         from . import board
 
         board.reset()

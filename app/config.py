@@ -48,6 +48,8 @@ SCHEMA = (
     ("led.pin", "pin", 2, (0, 48)),
     ("led.active_low", "bool", True, None),
     ("queue.size", "int", 64, (1, 2000)),
+    ("spool.size", "int", 17280, (0, 1000000)),
+    ("mqtt.window", "int", 16, (1, 64)),
     # Calibration and filters (app/filters.py, loaded only when one is set): README "Filters".
     ("filter.temperature_offset", "num", 0, (-50, 50)),
     ("filter.temperature_multiply", "num", 1, (0.1, 10)),

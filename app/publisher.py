@@ -1,18 +1,34 @@
-"""MQTT publisher on mqtt_as: drains the backlog in order, QoS 1.
+"""MQTT publisher on mqtt_as: drains the backlog in order, QoS 1, a window of
+publishes in flight.
 
 mqtt_as contracts this module is built around:
 - the first connect() raises OSError on failure and is ours to retry; after it
   succeeds, mqtt_as reconnects Wi-Fi and broker itself, forever;
-- publish() waits out an outage and returns only once the broker has the message
-  (PUBACK for QoS 1), so a reading leaves the backlog only after it returns;
-- cancelling a publish mid-flight can corrupt the session, so nothing here is
-  ever cancelled while publishing except at shutdown;
+- its publish() sends one message and polls for its PUBACK every 100 ms: one
+  reading at a time drains ~10 readings/s. Here up to mqtt.window readings are
+  on their way at once (app/client.py's send(): the same PUBLISH under the same
+  lock, its PUBACK recorded by mqtt_as's own message task), so a backlog drains
+  ~window times faster; they go out in order on one connection, and the broker
+  forwards them in that order;
+- a reading leaves the backlog only after its PUBACK, and only once every older
+  one has had its own: a connection lost midway sends the unacknowledged ones
+  again (new packet ids: mqtt_as's connect forgets the old), so the subscriber
+  may see a reading twice, never miss one; one with no PUBACK within
+  mqtt.response_time_s is sent again with DUP set, as mqtt_as's publish does;
 - it sends len() of what it is given as the length: a str with a character
   outside ASCII is longer on the wire, so topics and payloads go out as bytes.
 """
 import json
+from array import array
+from time import ticks_diff, ticks_ms
+
+from micropython import const
 
 from .node import sleep_ms
+
+_POLL_MS = const(10)  # how often PUBACKs are looked for while readings are on their way
+_MASK = const(0x3FFFFFFF)
+_HALF = const(0x20000000)
 
 
 def topic(template, device):
@@ -20,26 +36,44 @@ def topic(template, device):
     return template.replace("{device}", device).encode()
 
 
-def head(device, location, boot):
+def head(device, location):
     """The start every reading's JSON shares, encoded once."""
-    return ('{"device": %s, "location": %s, "boot": "%s", ' % (json.dumps(device), json.dumps(location), boot)).encode()
+    return ('{"device": %s, "location": %s, ' % (json.dumps(device), json.dumps(location))).encode()
 
 
-def payload(head, reading, uptime_ms, utc):
+def payload(head, boot, reading, uptime_ms, utc):
     """The reading as JSON bytes, in one allocation; integer arithmetic only (a
     board's floats are single precision: 22.3 would print as 22.29999).
-    utc: (s, ms) when it was taken, or None (no clock yet: "ts": null)."""
+    reading: (seq, stamp, t10, h10); boot: the boot id as bytes; utc: (s, ms)
+    when it was taken, or None (no clock yet: "ts": null)."""
     seq, _, t10, h10 = reading  # tenths of a degree C and of a percent
     f100 = t10 * 18 + 3200  # hundredths of a degree F
     f10 = (f100 + 5) // 10 if f100 >= 0 else -((5 - f100) // 10)
     t, f = abs(t10), abs(f10)
-    return (b'%s"seq": %d, "uptime_ms": %d, "ts": %s, "temperature_C": %s%d.%d, "temperature_F": %s%d.%d, '
-            b'"humidity": %d.%d}') % (
-        head, seq, uptime_ms, b"null" if utc is None else b"%d.%03d" % utc, b"-" if t10 < 0 else b"", t // 10,
-        t % 10, b"-" if f10 < 0 else b"", f // 10, f % 10, h10 // 10, h10 % 10)
+    return (b'%s"boot": "%s", "seq": %d, "uptime_ms": %d, "ts": %s, "temperature_C": %s%d.%d, '
+            b'"temperature_F": %s%d.%d, "humidity": %d.%d}') % (
+        head, boot, seq, uptime_ms, b"null" if utc is None else b"%d.%03d" % utc, b"-" if t10 < 0 else b"",
+        t // 10, t % 10, b"-" if f10 < 0 else b"", f // 10, f % 10, h10 // 10, h10 % 10)
 
 
-async def run(node, client, backlog, cfg, readings):
+def _message(node, head, boot, r):
+    """The payload of backlog.reading() r: this boot's readings get uptime past the
+    ticks wrap and ts back-filled from the node's clock; a spooled one from an
+    earlier boot its own stamp and the clock its batch was written with."""
+    rboot, seq, stamp, synced, t10, h10 = r
+    reading = seq, stamp, t10, h10
+    if rboot is None or rboot == boot:
+        up = node.taken(stamp)
+        return payload(head, boot, reading, up, node.utc(up))
+    utc = None
+    if synced is not None:
+        d = (stamp - synced[0]) & _MASK  # ms since the clock's answer, within 2^30
+        ms = synced[2] + (d - (_MASK + 1) if d >= _HALF else d)
+        utc = synced[1] + ms // 1000, ms % 1000
+    return payload(head, rboot, reading, stamp, utc)
+
+
+async def run(node, client, backlog, cfg, readings, window=16):
     """readings: (the readings' topic, the head of their JSON), as bytes."""
     if not node.client_started:  # a restarted publisher must not connect twice
         from . import connect
@@ -47,11 +81,51 @@ async def run(node, client, backlog, cfg, readings):
         await connect.first_connect(node, client, cfg)
         del connect  # the module dropped itself once connected: let it go
     to, start = readings
+    boot = node.boot.encode()
+    response = client.response_ms
+    pids = array("H", bytearray(2 * window))  # in flight: the oldest `sent` available readings
+    at = [ticks_ms()] * window  # when each was (last) sent
+    sent = 0
+    gen = backlog.gen
+    spooled = False  # the window holds spooled readings (else RAM ones)
     while True:
-        reading = await backlog.oldest()
-        while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
-            await sleep_ms(100)
-        taken = node.taken(reading[1])  # uptime_ms and ts worked out now: past a wrap, back-filled
-        await client.publish(to, payload(start, reading, taken, node.utc(taken)), False, 1)
-        backlog.done(reading[0])
-        node.published += 1
+        if not sent:
+            await backlog.wait()
+            while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
+                await sleep_ms(100)
+        if not client.isconnected() or gen != backlog.gen:
+            sent = 0  # none of them counts any more: sent again from the oldest
+            gen = backlog.gen
+            backlog.sending = 0
+            await client.wait_connected()
+            continue
+        # Acknowledged, oldest first: they leave the backlog.
+        n = 0
+        while n < sent and client.acked(pids[n]):
+            n += 1
+        if n:
+            backlog.done(n)
+            node.published += n
+            sent -= n
+            for i in range(sent):
+                pids[i], at[i] = pids[i + n], at[i + n]
+            if not spooled:
+                backlog.sending = sent
+        try:
+            if sent and ticks_diff(ticks_ms(), at[0]) > response:  # no PUBACK in time: again, with DUP
+                await client.send(to, _message(node, start, boot, backlog.reading(0)), pids[0])
+                at[0] = ticks_ms()
+            avail = backlog.available()
+            if not sent:
+                spooled = backlog.spool is not None and backlog.spool.n > 0
+            while sent < window and sent < avail:
+                pids[sent] = await client.send(to, _message(node, start, boot, backlog.reading(sent)))
+                at[sent] = ticks_ms()
+                sent += 1
+                if not spooled:
+                    backlog.sending = sent
+                if gen != backlog.gen:  # the sampler moved RAM readings to flash meanwhile
+                    break
+        except OSError:  # the connection went: mqtt_as reconnects, all of them go again
+            client.lost()
+        await sleep_ms(_POLL_MS)

@@ -34,6 +34,9 @@ def sim_config(broker=None, **sections):
         # No NTP server in most runs: the clock off (readings say "ts": null) rather than
         # every first publish waiting out ntp.timeout_s; tests of the clock start one.
         "ntp": {"resync_s": 0},
+        # No flash spool either: most runs judge the RAM backlog, and in-process runs
+        # share the host's cwd; the spool's tests turn it on in a directory of their own.
+        "spool": {"size": 0},
     }
     for name, values in sections.items():
         if isinstance(values, dict):

@@ -274,9 +274,12 @@ class _Control:
 
 def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, broker=None,
         heap_every_ms=500, until=None, max_seconds=None, workdir=None, interp="unix", program="unixrun",
-        tls_first=False, board=None):
+        tls_first=False, board=None, power_cut=False):
     """Run the firmware on the unix port and stop it with Ctrl-C; returns a Run.
     board: simboard's state from power-on (e.g. {"link": False}: offline from boot).
+    power_cut: stop it with SIGKILL instead (nothing of the firmware's runs after).
+    workdir: the board's filesystem (config.json, spool/, overrides.json), kept
+    for the next run when given: a reboot is a second run in the same directory.
 
     raw: config dict (sim.firmware.sim_config). faults: [(s, dict or callable)],
     s counted from the "starting" log line. seconds: run time from that line, then
@@ -350,7 +353,7 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
         if max_seconds is None:
             max_seconds = seconds + 30
         _drive(result, [exe, "-X", "heapsize=%s" % heapsize, "-m", program], work, env,
-               control, sorted(faults, key=lambda f: f[0]), seconds, until, max_seconds, refresh)
+               control, sorted(faults, key=lambda f: f[0]), seconds, until, max_seconds, refresh, power_cut)
         if sub is not None:
             time.sleep(0.5)  # last PUBACKed messages reach the observer
         refresh()
@@ -366,7 +369,7 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
     return result
 
 
-def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, refresh):
+def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, refresh, power_cut=False):
     started = threading.Event()
     mark = "] %s: " % PROGRAMS[result.program]
     t0 = time.monotonic()
@@ -408,7 +411,7 @@ def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, 
                         control.write(change)
                 time.sleep(0.05)
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGKILL if power_cut else signal.SIGINT)
         try:
             proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

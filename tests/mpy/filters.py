@@ -43,7 +43,7 @@ print("throttle + delta", run(make(throttle_s=2, delta_temperature=1), [(215, 45
 print("interval change", run(make(delta_temperature=1, heartbeat_s=10), [(215, 450)] * 5, 4000))
 f = make(smoothing="median", window=3, temperature_offset=0.5)
 f.feed(215, 450, 0)
-print(payload(b"{", (7, 1234, f.t10, f.h10), 1234, None))
+print(payload(b"{", b"0badf00d", (7, 1234, f.t10, f.h10), 1234, None))
 
 f = make(smoothing="median", window=15, temperature_multiply=1.01, delta_temperature=0.2, heartbeat_s=30)
 g = make(smoothing="average", alpha=0.1, humidity_offset=-2, throttle_s=5)
