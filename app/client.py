@@ -28,6 +28,29 @@ def make(cfg, device, station, status, subs_cb=None):
             self.dropped_len = n
             return memoryview(b"")
 
+        # The publisher's window (app/publisher.py): mqtt_as's own PUBLISH, packet
+        # ids and PUBACK bookkeeping (its message task discards an acknowledged id
+        # from rcv_pids), without waiting for each PUBACK before the next.
+        async def send(self, topic, msg, pid=0):
+            """One QoS 1 PUBLISH on this connection; pid: that one again, with DUP.
+            Returns its packet id. OSError: the connection is gone."""
+            dup = 1 if pid else 0
+            if not pid:
+                pid = next(self.newpid)
+                self.rcv_pids.add(pid)
+            async with self.lock:
+                await self._publish(topic, msg, False, 1, dup, pid)
+            return pid
+
+        def acked(self, pid):
+            return pid not in self.rcv_pids
+
+        async def wait_connected(self):
+            await self._connection()
+
+        def lost(self):
+            self._reconnect()
+
         async def connect(self, *, quick=False):
             # mqtt_as's own reconnect loop retries on OSError only: any other
             # failure there (ssl's ValueError for a certificate, a MemoryError)
@@ -70,6 +93,7 @@ def make(cfg, device, station, status, subs_cb=None):
             params["cert_reqs"] = ssl.CERT_REQUIRED
         c["ssl_params"] = params
     client = Client(c)
+    client.response_ms = m["response_time_s"] * 1000
     client.tls = c["ssl_params"]  # the dict mqtt_as wraps each connection with
     # mqtt_as reaches the radio only through _sta_if (pinned commit): it gets a
     # view that can look but not join or leave, so the Wi-Fi task stays its one owner.

@@ -28,7 +28,9 @@ anywhere the firmware could tell:
 - disconnect() is a clean goodbye that leaves isconnected() true, as upstream's
   does; close() also switches the station off;
 - subscribe(topic, qos=0) waits until connected and returns at the SUBACK; a
-  failure (a refused SUBACK, a lost link) reconnects and tries again. Nothing
+  failure (a refused SUBACK, a lost link) reconnects and tries again, at once on
+  the next connection; MQTT_base.subscribe(client, topic, qos) is one try on the
+  current connection, raising OSError on such a failure. Nothing
   resubscribes after a reconnect (clean session): that is the application's, in
   connect_coro. Each message arrives through subs_cb(topic, msg, retained),
   topic and msg bytes, retained a bool (set for what the broker kept, not for a
@@ -56,6 +58,13 @@ ESP8266 = sys.platform == "esp8266"
 
 async def _nothing(*_):
     await asyncio.sleep(0)
+
+
+def _pids():
+    pid = 0
+    while True:
+        pid = pid + 1 if pid < 65535 else 1
+        yield pid
 
 
 config = {
@@ -110,7 +119,58 @@ def _sleep_ms(ms):
     return asyncio.sleep(ms / 1000)
 
 
-class MQTTClient:
+class MQTT_base:
+    """Upstream's base class, as far as the firmware calls it: subscribe() on the
+    current connection only, no retry; OSError when no SUBACK comes within
+    response_time, the link goes, or the SUBACK refuses (upstream's message task
+    raises then and reconnects; the waiting subscribe sees the connection gone)."""
+
+    async def subscribe(self, topic, qos, properties=None):
+        granted = self._wire.subscribe(topic, qos)  # raises OSError on a dead link
+        t = ticks_ms()
+        while granted() is None:
+            if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
+                raise OSError(-1)
+            await _sleep_ms(100)
+        if granted() >= 0x80:
+            raise OSError(-1, "SUBACK reason code 0x%x" % granted())
+
+    async def publish(self, topic, msg, retain, qos, properties=None):
+        # Upstream's: one try on this connection, republished (DUP) when no PUBACK
+        # comes within response_time, up to max_repubs times; then OSError.
+        pid = next(self.newpid)
+        if qos:
+            self.rcv_pids.add(pid)
+        async with self.lock:
+            await self._publish(topic, msg, retain, qos, 0, pid)
+        if qos == 0:
+            return
+        count = 0
+        while True:
+            t = ticks_ms()
+            while pid in self.rcv_pids:
+                if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
+                    break
+                await _sleep_ms(100)
+            else:
+                return
+            if count >= self._c["max_repubs"] or not self.isconnected():
+                raise OSError(-1)
+            async with self.lock:
+                await self._publish(topic, msg, retain, qos, 1, pid)
+            count += 1
+            self.REPUB_COUNT += 1
+
+    async def _publish(self, topic, msg, retain, qos, dup, pid, properties=None):
+        # One PUBLISH on the wire (a republish is a new message to paho: the
+        # subscriber sees it twice, as after upstream's DUP). OSError on a dead link.
+        acked = self._wire.publish(topic, msg, retain, qos)
+        if qos:
+            self._acks[pid] = acked
+        await _sleep_ms(0)
+
+
+class MQTTClient(MQTT_base):
     def __init__(self, config):
         if config["server"] is None:
             raise ValueError("no server specified.")
@@ -141,6 +201,13 @@ class MQTTClient:
         self._tasks = []
         self.last_rx = ticks_ms()
         self.REPUB_COUNT = 0
+        # Upstream's packet-id bookkeeping: publish() and _publish() take ids from
+        # newpid; a PUBACK discards its id from rcv_pids (here the message task
+        # looks at the transport's acks); connect() forgets them all.
+        self.newpid = _pids()
+        self.rcv_pids = set()
+        self._acks = {}  # pid -> the transport's "acknowledged yet" for its last PUBLISH
+        self.lock = asyncio.Lock()
 
     # -- Wi-Fi, as upstream's wifi_connect()
     async def wifi_connect(self, quick=False):
@@ -191,6 +258,8 @@ class MQTTClient:
             self._in_connect = False
             raise
         self.last_rx = ticks_ms()
+        self.rcv_pids.clear()
+        self._acks.clear()
         self._isconnected = True
         self._in_connect = False
         if not self._events:
@@ -237,7 +306,10 @@ class MQTTClient:
                 inbound = self._wire.inbound
                 while inbound and self.isconnected():
                     self._c["subs_cb"](*inbound.pop(0))  # upstream lets its exceptions through
-                await _sleep_ms(20)
+                for pid in [p for p, acked in self._acks.items() if acked()]:
+                    del self._acks[pid]
+                    self.rcv_pids.discard(pid)
+                await _sleep_ms(5)  # upstream reads one packet, then sleeps 5 ms
         except OSError:
             pass
         self._reconnect()
@@ -286,15 +358,7 @@ class MQTTClient:
         while True:
             await self._connection()
             try:
-                granted = self._wire.subscribe(topic, qos)  # raises OSError on a dead link
-                t = ticks_ms()
-                while granted() is None:
-                    if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
-                        raise OSError(-1)
-                    await _sleep_ms(100)
-                if granted() >= 0x80:
-                    raise OSError(-1, "SUBACK reason code 0x%x" % granted())
-                return
+                return await MQTT_base.subscribe(self, topic, qos, properties)
             except OSError:
                 pass
             self._reconnect()
@@ -305,28 +369,10 @@ class MQTTClient:
         while True:
             await self._connection()
             try:
-                return await self._publish(topic, msg, retain, qos)
+                return await MQTT_base.publish(self, topic, msg, retain, qos, properties)
             except OSError:
                 pass
             self._reconnect()
-
-    async def _publish(self, topic, msg, retain, qos):
-        count = 0
-        while True:
-            acked = self._wire.publish(topic, msg, retain, qos)  # raises OSError on a dead link
-            if qos == 0:
-                return
-            t = ticks_ms()
-            while not acked():
-                if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
-                    break
-                await _sleep_ms(100)
-            else:
-                return
-            if count >= self._c["max_repubs"] or not self.isconnected():
-                raise OSError(-1)
-            count += 1
-            self.REPUB_COUNT += 1
 
     async def broker_up(self):
         if not self.isconnected():
