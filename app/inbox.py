@@ -11,12 +11,21 @@ A message over _MAX bytes is never held whole: app/client.py has mqtt_as read
 it in pieces and drop it (put() gets b"" and the client's dropped_len); it is
 answered "too long". The broker's max_packet_size (docs/ha.md) keeps such
 messages from reaching the node at all.
+
+A subscription that gets no SUBACK (the connection lost first, or refused) is
+tried again only after a wait, not at once on the next connection as mqtt_as's
+subscribe() would: see subscribe().
 """
 import asyncio
+from time import ticks_diff, ticks_ms
 
-from .node import forget, log
+from micropython import const
+
+from .node import backoff_ms, forget, log, sleep_ms
 
 _MAX = 256  # the longest command taken; the rest is answered "too long" (app/client.py's _READ_MAX)
+_WAIT_MS = const(30000)  # after a failed subscription: 15-30 s (backoff_ms's jitter), doubling
+_WAIT_MAX_MS = const(600000)  # up to 5-10 min
 
 
 class Inbox:
@@ -30,6 +39,9 @@ class Inbox:
         self.connect = False
         self.discover = False
         self.event = asyncio.Event()
+        self.fails = 0  # subscriptions in a row that got no SUBACK
+        self.wait = 0  # ms from the last of them to the next try
+        self.failed = ticks_ms()  # when the last of them failed (read only while fails > 0)
 
     def connected(self):
         self.connect = True
@@ -59,6 +71,35 @@ class Inbox:
         self.event.set()
 
 
+async def subscribe(inbox, topic):
+    """Subscribe at QoS 1, on whichever connection takes it. mqtt_as's subscribe()
+    tries again at once on every new connection until one does: a broker that
+    closes the connection at a SUBSCRIBE (RabbitMQ 3.10 when the subscription's
+    queue was on a node that died, or the topic may not be read: docs/fleet.md)
+    would then take every connection before a reading got out, for ever. Here each
+    try is mqtt_as's base class's, on one connection; a failed one is followed by
+    a wait (readings go out meanwhile) that doubles up to 10 min; a SUBACK resets it."""
+    from mqtt_as import MQTT_base
+
+    c = inbox.client
+    while True:
+        await c._connection()
+        if inbox.fails and ticks_diff(ticks_ms(), inbox.failed) < inbox.wait:
+            await sleep_ms(1000)
+            continue
+        try:
+            await MQTT_base.subscribe(c, topic, 1)  # OSError: no SUBACK on this connection
+            inbox.fails = 0
+            return
+        except OSError:
+            inbox.wait = backoff_ms(inbox.fails, _WAIT_MS, _WAIT_MAX_MS)
+            inbox.fails += 1
+            inbox.failed = ticks_ms()
+            log("mqtt", "subscribing to %s failed (%d in a row): next try in %d s, readings go on" % (
+                topic.decode(), inbox.fails, inbox.wait // 1000))
+        c._reconnect()  # as mqtt_as's own subscribe(): the connection is in doubt
+
+
 async def run(node, inbox, fw):
     """fw: the app.Firmware the commands act on."""
     client = inbox.client
@@ -73,9 +114,9 @@ async def run(node, inbox, fw):
             inbox.connect = False
             try:
                 if inbox.cmd:
-                    await client.subscribe(inbox.cmd, 1)
+                    await subscribe(inbox, inbox.cmd)
                 if inbox.ha_status:
-                    await client.subscribe(inbox.ha_status, 1)
+                    await subscribe(inbox, inbox.ha_status)
                     inbox.discover = True
             except Exception:
                 inbox.connect = True

@@ -13,6 +13,13 @@ $HOME; all share a private epmd port, so nothing here meets a system RabbitMQ.
 Nodes join by classic peer discovery: node 1 first, then the others together.
 HAProxy logs every accepted MQTT connection as it is accepted (logasap), which
 gives the connect-rate histogram: connects().
+
+One policy is set before any client connects (SUBSCRIPTION_POLICY, docs/fleet.md):
+the MQTT plugin's queue for a clean session's QoS 1 subscription is a durable
+classic queue on the node the client was connected to, and once that node is
+dead it can be neither used nor declared again elsewhere ("home node ... is down
+or inaccessible"): the plugin then closes every connection that subscribes again
+under that client id. Mirrored on every node, the queue lives on on a survivor.
 """
 import os
 import shutil
@@ -29,6 +36,12 @@ RABBIT_BIN = "/usr/lib/rabbitmq/bin"
 HAPROXY = "/usr/sbin/haproxy"
 START_TIMEOUT_S = 90
 READINGS_KEY = "sensors.environmental"  # MQTT topics are AMQP routing keys with / as .
+# rabbitmqctl set_policy's arguments: the clean-session QoS 1 subscription queues
+# (mqtt-subscription-<client id>qos1; qos0 ones are transient and are deleted with
+# their node) mirrored on all nodes. Classic mirroring: RabbitMQ 3.10 has no other
+# replication for them (mqtt.durable_queue_type = quorum is for clean session off only).
+SUBSCRIPTION_POLICY = ("--apply-to", "queues", "fireant-mqtt-subscriptions", "^mqtt-subscription-.+qos1$",
+                       '{"ha-mode": "all", "ha-sync-mode": "automatic"}')
 
 
 def missing():
@@ -143,7 +156,9 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, nodes=3, workdir=None):
+    def __init__(self, nodes=3, workdir=None, mirror_subscriptions=True):
+        """mirror_subscriptions=False leaves out SUBSCRIPTION_POLICY: a 3.10 cluster
+        as installed, which refuses a subscription whose queue's node died."""
         if missing():
             raise RuntimeError("not installed: %s (./fireant cluster installs them)" % " ".join(missing()))
         self.dir = workdir or tempfile.mkdtemp(prefix="fireant-cluster-")
@@ -158,6 +173,7 @@ class Cluster:
         self.port, self.amqp_port = free_port(), free_port()
         self.haproxy = None
         self.startup_s = None
+        self.mirror_subscriptions = mirror_subscriptions
         self._write_haproxy()
 
     def _write_haproxy(self):
@@ -198,6 +214,10 @@ class Cluster:
             for n in self.nodes[1:]:
                 n.start()
             self._wait(self.nodes)
+            if self.mirror_subscriptions:  # before HAProxy: no client subscribes without it
+                out = self.ctl("set_policy", *SUBSCRIPTION_POLICY)
+                if out.returncode:
+                    raise RuntimeError("set_policy failed: %s%s" % (out.stdout, out.stderr))
             self.haproxy = subprocess.Popen([HAPROXY, "-db", "-f", self.haproxy_conf],
                                             stdout=open(self.haproxy_log, "ab"), stderr=subprocess.STDOUT)
             end = time.monotonic() + 10
@@ -212,11 +232,15 @@ class Cluster:
         self.startup_s = time.monotonic() - t0
         return self
 
+    def ctl(self, *args, node=1):
+        """rabbitmqctl args against node (1-based); the CompletedProcess (text)."""
+        n = self.nodes[node - 1]
+        return subprocess.run([os.path.join(RABBIT_BIN, "rabbitmqctl"), "-n", n.name] + list(args), env=n.env,
+                              capture_output=True, text=True, timeout=60)
+
     def members(self):
         """The cluster's running nodes, as RabbitMQ itself reports them."""
-        out = subprocess.run([os.path.join(RABBIT_BIN, "rabbitmqctl"), "-n", self.nodes[0].name, "eval",
-                              "rabbit_nodes:all_running()."], env=self.nodes[0].env, capture_output=True,
-                             text=True, timeout=60)
+        out = self.ctl("eval", "rabbit_nodes:all_running().")
         return sorted(n.name for n in self.nodes if "'%s'" % n.name in out.stdout)
 
     def kill(self, index):
