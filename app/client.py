@@ -1,5 +1,8 @@
 """Builds the mqtt_as client from our settings. Needed only at start-up: run()
 Firmware drops this module afterwards so its RAM goes to the tasks."""
+from random import getrandbits
+
+from .node import sleep_ms
 from .wifi import Link
 
 _READ_MAX = 256  # the longest read mqtt_as is let make at once: a command's most (app/inbox.py)
@@ -52,6 +55,11 @@ def make(cfg, device, station, status, subs_cb=None):
             self._reconnect()
 
         async def connect(self, *, quick=False):
+            if self._has_connected:
+                # mqtt_as's reconnect loop has fixed delays (1 s, 1 s link poll, 5 s
+                # Wi-Fi check): every node that lost a router or a broker node
+                # together would come back in the same second (docs/fleet.md).
+                await sleep_ms(getrandbits(8) * (self.spread_ms >> 8))  # small ints on a board
             # mqtt_as's own reconnect loop retries on OSError only: any other
             # failure there (ssl's ValueError for a certificate, a MemoryError)
             # would end it for good, and the node would never reach the broker again.
@@ -94,6 +102,7 @@ def make(cfg, device, station, status, subs_cb=None):
         c["ssl_params"] = params
     client = Client(c)
     client.response_ms = m["response_time_s"] * 1000
+    client.spread_ms = int(m["reconnect_spread_s"] * 1000)  # each reconnect waits a random part of it
     client.tls = c["ssl_params"]  # the dict mqtt_as wraps each connection with
     # mqtt_as reaches the radio only through _sta_if (pinned commit): it gets a
     # view that can look but not join or leave, so the Wi-Fi task stays its one owner.

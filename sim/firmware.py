@@ -27,7 +27,10 @@ def sim_config(broker=None, **sections):
                  "timeout_s": 3},
         "mqtt": {"server": "127.0.0.1", "port": broker.port if broker else 1883,
                  "user": "fireant", "password": "sensor-pass", "keepalive_s": 8, "ping_interval_s": 2,
-                 "response_time_s": 3},
+                 "response_time_s": 3,
+                 # Off in most runs, as the short keepalive: they time recoveries. The
+                 # fleet (sim/fleet.py) keeps the default.
+                 "reconnect_spread_s": 0},
         "sensor": {"type": "DHT22", "pin": 5, "interval_s": 0.2},
         "led": {"pin": 2, "active_low": True},
         "queue": {"size": 64},

@@ -33,6 +33,8 @@ def fleet_config(port, device, interval_s, **sections):
 
     raw = sim_config(None, device=device, sensor={"interval_s": interval_s}, **sections)
     raw["mqtt"]["port"] = port
+    if "reconnect_spread_s" not in sections.get("mqtt", {}):
+        del raw["mqtt"]["reconnect_spread_s"]  # the firmware's default: what a real fleet runs
     return raw
 
 
@@ -220,7 +222,10 @@ def reconnect_spread(connects, since, bin_s=1.0):
         return {"count": 0, "histogram": [], "peak": 0, "mean": 0.0, "peak_over_mean": None}
     counts = histogram(times, since, times[-1], bin_s)
     mean = len(times) / len(counts)
+    avg = sum(times) / len(times)
+    std = (sum((t - avg) ** 2 for t in times) / len(times)) ** 0.5
     return {"count": len(times), "histogram": counts, "peak": max(counts), "mean": round(mean, 2),
+            "std_s": round(std, 2),
             "peak_over_mean": round(max(counts) / mean, 2), "refused": sum(
                 1 for t, s in connects if t >= since and s == "<NOSRV>")}
 
@@ -229,7 +234,8 @@ def print_histogram(name, spread, bin_s=1.0, out=None):
     import sys
 
     out = out or sys.stdout
-    print("%s: %d connects, peak %d/%.0fs, mean %.2f, peak/mean %s" % (
-        name, spread["count"], spread["peak"], bin_s, spread["mean"], spread["peak_over_mean"]), file=out)
+    print("%s: %d connects, peak %d/%.0fs, mean %.2f, peak/mean %s, spread (std) %s s" % (
+        name, spread["count"], spread["peak"], bin_s, spread["mean"], spread["peak_over_mean"],
+        spread.get("std_s")), file=out)
     for i, c in enumerate(spread["histogram"]):
         print("  %5.1fs %4d %s" % (i * bin_s, c, "#" * c), file=out)

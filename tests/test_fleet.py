@@ -22,10 +22,15 @@ from sim.mosquitto import PASSWORD, USER
 FLEET_N = 12
 INTERVAL_S = 0.5
 KILLED = 2  # not the seed node: the one the others joined
-# Reconnects after a router reboot, 1 s bins, from the link's return to the last
-# reconnect: a storm (all in one second after mqtt_as's ~6 s Wi-Fi check) gives
-# ~7; jitter as wide as that dead time gives ~2 (docs/fleet.md, "Reconnect storms").
+# Reconnects after a fault, 1 s bins from the fault to the last reconnect. A storm
+# (every node in the same second after mqtt_as's ~6 s dead time) gives peak/mean
+# ~7 and a spread (standard deviation) of ~0.3 s. mqtt.reconnect_spread_s (8 s
+# by default, app/client.py) spreads them evenly over 8 s: a standard deviation of
+# ~2.4 s; at N = 100 peak/mean ~2.6 (p99 3.5 by simulation), the bound the bench
+# states. At N = 12 peak/mean is too noisy to assert (p99 7); the spread is not:
+# below 0.8 s in 3 of 100 000 simulated runs.
 PEAK_OVER_MEAN = 4
+MIN_SPREAD_S = 0.8
 
 
 
@@ -56,11 +61,11 @@ def run(cluster):
             out["before_kill"] = [s for _, s in cluster.connects()]
             out["kill_at"] = time.time()
             cluster.kill(KILLED)
-            time.sleep(16)  # mqtt_as: ~7-10 s to reconnect, then ~10 readings/s to drain
+            time.sleep(22)  # mqtt_as: ~7-10 s to reconnect, the spread's 0-8 s, then the drain
             out["reboot_at"] = time.time()
             fleet.router_reboot(3)
             out["link_back"] = time.time()
-            time.sleep(16)
+            time.sleep(20)  # ~6 s, the spread's 0-8 s, the drain
             fleet.stop()
             time.sleep(1.5)  # the last PUBACKed readings reach the observer
             out["report"] = per_node(obs, fleet.devices, fleet=fleet)
@@ -77,9 +82,10 @@ def test_reconnect_spread_tells_a_storm_from_a_spread():
     storm = [(100.0 + 6.2 + i * 0.01, "n1") for i in range(12)]
     spread = [(100.0 + 6.0 + i * 0.5, "n%d" % (1 + i % 3)) for i in range(12)] + [(101.0, "<NOSRV>")]
     s, p = reconnect_spread(storm, 100.0), reconnect_spread(spread, 100.0)
-    assert s["histogram"] == [0] * 6 + [12] and s["peak_over_mean"] == 7.0
+    assert s["histogram"] == [0] * 6 + [12] and s["peak_over_mean"] == 7.0 and s["std_s"] < MIN_SPREAD_S
     assert p["count"] == 12 and p["refused"] == 1 and p["peak"] == 2 and p["peak_over_mean"] == 2.0  # 6 s dead time, then 2 a second
     assert p["peak_over_mean"] <= PEAK_OVER_MEAN < s["peak_over_mean"]
+    assert p["std_s"] > 1.5
 
 
 def test_cluster_has_three_members_and_refuses_bad_credentials(cluster):
@@ -160,12 +166,57 @@ def test_broker_node_kill_moves_its_nodes_to_live_nodes(run):
     assert spread["count"] >= len(after)
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: mqtt_as's reconnect loop has no jitter (1 s sleep, "
-                   "1 s link poll, 5 s Wi-Fi check, connect), so every node that lost the link together comes "
-                   "back in the same second; the firmware's jitter is only in app/wifi.py's re-asks")
 def test_reconnects_after_a_router_reboot_spread_out(run):
     after = [(t, s) for t, s in run["connects"] if t >= run["link_back"]]
     spread = reconnect_spread(after, run["link_back"])
     print_histogram("reconnects after the router reboot", spread, out=sys.__stdout__)
     assert spread["count"] >= FLEET_N
-    assert spread["peak_over_mean"] <= PEAK_OVER_MEAN, spread
+    assert spread["std_s"] >= MIN_SPREAD_S, spread
+
+
+def test_a_refused_subscription_does_not_stop_the_readings(cluster):
+    """RabbitMQ 3.10 closes the connection at a SUBSCRIBE it cannot serve (the
+    subscription queue's node is dead, docs/fleet.md; here: no read permission on
+    the command topic). mqtt_as alone would subscribe again at once on every new
+    connection, so no reading would get out; app/inbox.py waits 15-30 s after
+    such a failure, and the readings drain on the connection in between."""
+    user, password = "fireant-norecv", "norecv-pass"
+    for args in (("add_user", user, password), ("set_permissions", "-p", "/", user, ".*", ".*", ".*"),
+                 ("set_topic_permissions", "-p", "/", user, "amq.topic", ".*", "^$")):  # writes all, reads nothing
+        out = cluster.ctl(*args)
+        assert out.returncode == 0, out.stdout + out.stderr
+    try:
+        with Fleet(cluster.port, 1, interval_s=INTERVAL_S, prefix="refused", queue={"size": 64},
+                   mqtt={"user": user, "password": password, "reconnect_spread_s": 0}) as fleet:
+            time.sleep(25)
+            fleet.stop()
+            log, own = fleet.log(fleet.devices[0]), fleet.counters(fleet.devices[0])
+    finally:
+        cluster.ctl("delete_user", user)
+    mqtt = "\n".join(line for line in log.splitlines() if "] mqtt: " in line)
+    show("refused subscription:\n%s\n%s" % (mqtt, own))
+    assert "subscribing to fireant/refused-001/cmd failed (1 in a row)" in log, log
+    assert own is not None, log
+    # Each refusal costs one connection (seconds to notice, ~7 s to reconnect: ~20
+    # readings wait); the next try comes 15-30 s after it, perhaps before the stop.
+    # Without the wait every connection was lost ~2 s after it was made, at its
+    # SUBSCRIBE, and only what got out in those seconds was published.
+    assert own["dropped"] == 0 and own["seq"] >= 40, own
+    assert own["seq"] - own["published"] <= 25, (mqtt, own)
+    assert own["broker_connects"] <= 3, (mqtt, own)
+    assert longest_connection_ms(log) >= 7000, mqtt
+
+
+def longest_connection_ms(log):
+    """The longest a connection lasted, in the node's ticks_ms, from its log (one
+    still up at Ctrl-C lasted until then)."""
+    longest, since = 0, None
+    for line in log.splitlines():
+        if not line.startswith("[") or "]" not in line:
+            continue
+        t = int(line[1:line.index("]")])
+        if "] mqtt: connected" in line:
+            since = t
+        elif since is not None and ("] mqtt: connection lost" in line or "] app: Ctrl-C" in line):
+            longest, since = max(longest, t - since), None
+    return longest
