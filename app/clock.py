@@ -19,10 +19,9 @@ async def _sync(node, ntp, timeout):
     # A function of its own: once it returns nothing of ours holds app/ntp.py any more.
     from .ntp import sync
 
-    t0 = node.uptime()
-    s, ms = await sync(ntp["server"], timeout)
+    s, ms, rtt = await sync(ntp["server"], timeout)
     # The server's transmit instant: about half the round trip before its answer arrived.
-    node.synced = (t0 + (node.uptime() - t0) // 2, s, ms)
+    node.synced = (node.uptime() - rtt // 2, s, ms)
 
 
 async def run(node, ntp):

@@ -50,6 +50,7 @@ SCHEMA = (
     ("queue.size", "int", 64, (1, 2000)),
     ("spool.size", "int", 17280, (0, 1000000)),
     ("mqtt.window", "int", 16, (1, 64)),
+    ("mqtt.reconnect_spread_s", "num", 8, (0, 300)),
     # Calibration and filters (app/filters.py, loaded only when one is set): README "Filters".
     ("filter.temperature_offset", "num", 0, (-50, 50)),
     ("filter.temperature_multiply", "num", 1, (0.1, 10)),
@@ -75,8 +76,11 @@ _ESP8266_QUEUE = 128  # runs in the ESP8266 model's 33K with the firmware as ROM
 # GPIOs a DHT's data line (in and out, pulled up) and an LED (out) can use, per chip.
 # ESP8266: 6-11 hold the flash, 1 and 3 are the REPL's UART, 16 has no pull-up.
 # ESP32: 6-11 hold the flash, 34-39 are inputs only, 20, 24 and 28-33 do not exist.
-_PINS = {"esp8266": ((0, 2, 4, 5, 12, 13, 14, 15), (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)),
-         "esp32": (tuple(p for p in range(34) if p not in (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31)),) * 2}
+# A DHT's pull-up holds its pin high at reset: not on a pin that must be low to
+# boot (ESP8266 GPIO15; ESP32 GPIO12, which high selects 1.8 V flash).
+_ESP32 = tuple(p for p in range(34) if p not in (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31))
+_PINS = {"esp8266": ((0, 2, 4, 5, 12, 13, 14), (0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16)),
+         "esp32": (tuple(p for p in _ESP32 if p != 12), _ESP32)}
 
 
 class ConfigError(ValueError):
@@ -198,7 +202,7 @@ def validate(raw, min_interval_s=None, platform=None):
             _fail(key, problem)
     url = cfg["ha"]["url"]
     if url and not (url.startswith("http://") or url.startswith("https://")) or " " in url or '"' in url \
-            or "\\" in url:
+            or "\\" in url or _control(url):
         _fail("ha.url", "an http:// or https:// address (Home Assistant's configuration_url), or \"\", got \"%s\""
               % url)
     f = cfg["filter"]
@@ -216,11 +220,28 @@ def validate(raw, min_interval_s=None, platform=None):
     if ha["discovery"] is None:  # null: where it fits
         ha["discovery"] = platform != "esp8266"
     if platform == "esp8266":
-        # Measured on the ESP8266 model (docs/ha.md): the firmware needs 31 KB, 35 with
-        # discovery, 33 with commands and 41 to handle one; an ESP8266 leaves 30-35 KB.
+        # Measured on the ESP8266 model (docs/ha.md, docs/esp8266.md): the firmware needs
+        # 33 KB, 35 with the clock or discovery, 41 to handle a command; an ESP8266 leaves 30-35 KB.
         if ha["discovery"]:
             _fail("ha.discovery", "an ESP8266 has not the heap for it (35 KB, of the 30-35 KB it leaves free; "
                                   "docs/ha.md): set it to null or false, or use an ESP32")
+        if _lookup(raw, "ntp.resync_s") is REQUIRED:
+            cfg["ntp"]["resync_s"] = 0
+        elif cfg["ntp"]["resync_s"]:
+            _fail("ntp.resync_s", "an ESP8266 has not the heap for the clock beside the backlog drain (35 KB on the "
+                                  "ESP8266 model, of the 30-35 KB it leaves free; docs/esp8266.md): set it to 0 "
+                                  "(readings say \"ts\": null), or use an ESP32")
+        if cfg["filter"]:
+            key = [k for k, _, d, _ in SCHEMA if k.startswith("filter.") and cfg["filter"][k[7:]] != d][0]
+            _fail(key, "an ESP8266 has not the heap for the filters (app/filters.py: 35 KB on the ESP8266 model "
+                       "with every stage, a calibration offset alone more than 33 KB, of the 30-35 KB it leaves "
+                       "free; docs/esp8266.md): leave filter.* at the defaults, or use an ESP32")
+        if _lookup(raw, "spool.size") is REQUIRED:
+            cfg["spool"]["size"] = 0
+        elif cfg["spool"]["size"]:
+            _fail("spool.size", "an ESP8266 has not the heap for the flash spool beside the RAM backlog (more than "
+                                "33 KB on the ESP8266 model, of the 30-35 KB it leaves free; docs/esp8266.md): set "
+                                "it to 0 (queue.size readings are kept, in RAM), or use an ESP32")
         if _lookup(raw, "mqtt.cmd_topic") is REQUIRED:
             mqtt["cmd_topic"] = ""
         elif mqtt["cmd_topic"]:
@@ -261,6 +282,10 @@ def interval(path, secrets):
     return 5 if value is REQUIRED else value
 
 
+def _control(text):
+    return any(c < " " or c == "\x7f" for c in text)
+
+
 def _topic_problem(topic):
     if not topic:
         return "must not be empty"
@@ -272,8 +297,8 @@ def _topic_problem(topic):
         return "topics starting with $ belong to the broker"
     if "" in topic.split("/"):
         return "has an empty level (a / at the start or the end, or //)"
-    if "\x00" in topic:
-        return "must not hold a NUL character"
+    if _control(topic):
+        return "must not hold control characters (it goes into JSON as it is)"
     if '"' in topic or "\\" in topic:
         return "must not hold \" or \\ (it goes into JSON as it is)"
     return None

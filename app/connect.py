@@ -82,7 +82,7 @@ async def first_connect(node, client, cfg):
         try:
             if ca:
                 if not board.clock_set():
-                    await _set_clock(cfg["ntp"]["server"])
+                    await _set_clock(cfg["ntp"])
                 client.tls["cadata"] = certificate(ca, which) or certificate(ca, 0)
             client.server = await resolve(server, board.dns_server())
             await client.connect(quick=True)  # the link is already up: skip the 5 s check
@@ -100,11 +100,12 @@ async def first_connect(node, client, cfg):
         await sleep_ms(delay)
 
 
-async def _set_clock(server):
+async def _set_clock(ntp):
     from .ntp import sync
 
+    server = ntp["server"]
     try:
-        await sync(server)
+        await sync(server, int(ntp["timeout_s"] * 1000))
         log("ntp", "clock set from %s: %d-%02d-%02d %02d:%02d:%02d UTC" % ((server,) + time.gmtime(time.time())[:6]))
     except OSError as e:
         log("ntp", "cannot set the clock from %s: %s" % (server, reason(e)))

@@ -6,6 +6,7 @@ is set (app/connect.py). app/clock.py loads it for the readings' time stamps.
 """
 import struct
 from random import getrandbits
+from time import ticks_diff, ticks_ms
 
 from . import board
 from .dns import ask, resolve
@@ -34,14 +35,16 @@ def _stamp(data, sent):
 
 
 async def sync(server, timeout_ms=3000):
-    """Set the clock from server (a name or an address); returns UTC (seconds since
-    1970, ms). Raises OSError when no answer comes within timeout_ms."""
+    """Set the clock from server (a name or an address); returns (UTC seconds since
+    1970, ms, the request's round trip in ms: the name lookup left out). Raises
+    OSError when no answer comes within timeout_ms."""
     request = bytearray(48)
     request[0] = 0x23  # version 4, client
     struct.pack_into("!II", request, 40, getrandbits(32), getrandbits(32))  # a nonce, echoed back
     sent = bytes(request[40:48])
     address = await resolve(server, board.dns_server(), timeout_ms)
-    utc = await ask("NTP server", (address, board.ntp_port()), request, lambda data: _stamp(data, sent),
-                    timeout_ms, size=96)  # 48 bytes, and room for a MAC: a small buffer on a fragmented heap
-    board.set_clock(utc[0])
-    return utc
+    t = ticks_ms()
+    s, ms = await ask("NTP server", (address, board.ntp_port()), request, lambda data: _stamp(data, sent),
+                      timeout_ms, size=96)  # 48 bytes, and room for a MAC: a small buffer on a fragmented heap
+    board.set_clock(s)
+    return s, ms, ticks_diff(ticks_ms(), t)

@@ -67,6 +67,12 @@ def test_filters_are_none_unless_one_is_set():
     ({"mqtt": {"server": "b", "status_topic": "fireant/{devcie}/status"}}, "mqtt.status_topic", "{device}"),
     ({"mqtt": {"server": "b", "stats_topic": "$SYS/x"}}, "mqtt.stats_topic", "broker"),
     ({"mqtt": {"server": "b"}, "wifi": {"ssid": "s" * 33}}, "wifi.ssid", "at most 32"),
+    # A control character is raw in the discovery JSON: Home Assistant's parser refuses it.
+    ({"mqtt": {"server": "b", "topic": "home/t\temp"}}, "mqtt.topic", "control characters"),
+    ({"mqtt": {"server": "b"}, "ha": {"prefix": "ha\n"}}, "ha.prefix", "control characters"),
+    ({"mqtt": {"server": "b"}, "ha": {"url": "http://node\x01/"}}, "ha.url", "http://"),
+    ({"mqtt": {"server": "b", "cmd_topic": "fireant/{device}/cmd\x7f"}}, "mqtt.cmd_topic", "control characters"),
+    ({"mqtt": {"server": "b", "reconnect_spread_s": -1}}, "mqtt.reconnect_spread_s", "between"),
     ({"mqtt": {"server": "b"}, "filter": {"smoothing": "mean"}}, "filter.smoothing", "none, median, average"),
     ({"mqtt": {"server": "b"}, "filter": {"window": 16}}, "filter.window", "between 1 and 15"),
     ({"mqtt": {"server": "b"}, "filter": {"alpha": 0}}, "filter.alpha", "between"),
@@ -106,13 +112,32 @@ def test_what_an_esp8266_cannot_do_is_refused_by_name():
 
 @pytest.mark.parametrize("platform, section, pin", [
     ("esp8266", "sensor", 7), ("esp8266", "sensor", 16), ("esp8266", "sensor", 1), ("esp8266", "led", 9),
-    ("esp32", "sensor", 35), ("esp32", "led", 6), ("esp32", "led", 20)])
+    ("esp32", "sensor", 35), ("esp32", "led", 6), ("esp32", "led", 20),
+    ("esp8266", "sensor", 15), ("esp32", "sensor", 12)])  # a pull-up there and the chip does not boot
 def test_a_pin_the_chip_cannot_use_is_refused_by_name(platform, section, pin):
     raw = {"mqtt": {"server": "b"}, section: {"pin": pin}}
     with pytest.raises(ConfigError, match="%s.pin: GPIO %d cannot be used for that on an %s"
                        % (section, pin, platform.upper())):
         config.validate(raw, platform=platform)
     config.validate(raw)  # the host without a board knows no chip
+
+
+def test_an_esp8266_runs_without_the_clock_and_the_spool_unless_asked_and_is_refused_them():
+    cfg = config.validate({"mqtt": {"server": "b"}}, platform="esp8266")
+    assert cfg["ntp"]["resync_s"] == 0 and cfg["spool"]["size"] == 0 and cfg["mqtt"]["cmd_topic"] == ""
+    cfg = config.validate({"mqtt": {"server": "b"}}, platform="esp32")
+    assert cfg["ntp"]["resync_s"] == 3600 and cfg["spool"]["size"] == 17280
+    for raw, key in (({"ntp": {"resync_s": 3600}}, "ntp.resync_s"), ({"spool": {"size": 100}}, "spool.size")):
+        raw["mqtt"] = {"server": "b"}
+        with pytest.raises(ConfigError, match="%s: an ESP8266 has not the heap" % key):
+            config.validate(raw, platform="esp8266")
+    assert config.validate({"mqtt": {"server": "b"}, "ntp": {"resync_s": 0}, "spool": {"size": 0}},
+                           platform="esp8266")["ntp"]["resync_s"] == 0
+
+
+def test_a_boot_strapping_pin_still_drives_an_led():
+    assert config.validate({"mqtt": {"server": "b"}, "led": {"pin": 15}}, platform="esp8266")["led"]["pin"] == 15
+    assert config.validate({"mqtt": {"server": "b"}, "led": {"pin": 12}}, platform="esp32")["led"]["pin"] == 12
 
 
 def test_the_defaults_suit_both_chips():

@@ -83,6 +83,24 @@ async def test_every_reading_carries_utc_and_the_boot_id(broker, observer, ntp):
     assert_measured_instants(got)
 
 
+async def test_a_slow_name_lookup_does_not_skew_the_clock(broker, ntp, monkeypatch):
+    """The NTP answer is placed half its own round trip back, not half of the
+    name lookup's too: a DNS reply 1.5 s late skewed every ts by ~0.75 s."""
+    from sim.dnsserver import DnsServer
+
+    dns = DnsServer({"ntp.test": "127.0.0.1"})
+    monkeypatch.setattr(network, "DNS_PORT", await dns.start())
+    dns.set_mode("delay", 1.5)
+    try:
+        async with running(clocked(broker, "time-dns", ntp={"server": "ntp.test", "timeout_s": 3})) as fw:
+            await until(lambda: fw.node.synced is not None)
+            s, ms = fw.node.utc(fw.node.uptime())
+            skew = s + ms / 1000 - time.time()
+    finally:
+        await dns.close()
+    assert abs(skew) < 0.3, skew
+
+
 async def test_readings_taken_offline_from_power_on_are_back_filled(broker, observer, ntp):
     """No Wi-Fi at power-on for 3 s: the backlog drained once NTP has answered lands
     with the instants the readings were measured, not those they were sent."""
