@@ -34,6 +34,7 @@ class Backlog:
         self._ready = asyncio.Event()
         self.sending = 0  # the oldest RAM readings the publisher has on their way
         self.gen = 0  # changes when readings on their way left RAM without a PUBACK
+        self.orphaned = 0  # of them, those dropped (a full queue), not moved to flash
         self._spool_size = spool_size
         self.spool = None
         if spool_size:
@@ -60,9 +61,10 @@ class Backlog:
         if q.full():
             q.get_nowait()
             self._node.dropped += 1
-            if self.sending:  # counted: its PUBACK may never come
+            if self.sending:  # counted: its PUBACK may never come (the publisher takes it back if it does)
                 self.sending -= 1
                 self.gen += 1
+                self.orphaned += 1
         i = seq % self._size
         self._uptime[i] = stamp
         self._tenths[2 * i] = t10

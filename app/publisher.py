@@ -88,12 +88,26 @@ async def run(node, client, backlog, cfg, readings, window=16):
     sent = 0
     gen = backlog.gen
     spooled = False  # the window holds spooled readings (else RAM ones)
+    # Packet ids of readings a full backlog dropped while they were on their way:
+    # counted in node.dropped, and taken back from it if their PUBACK comes.
+    orphans = []
+    orphaned = backlog.orphaned
     while True:
         if not sent:
             await backlog.wait()
             while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
                 await sleep_ms(100)
+        if orphans:
+            if not client.isconnected():
+                orphans.clear()  # no PUBACK will come for them: lost, as counted
+            for p in [p for p in orphans if client.acked(p)]:
+                orphans.remove(p)
+                node.dropped -= 1
+                node.published += 1
         if not client.isconnected() or gen != backlog.gen:
+            if client.isconnected():  # the oldest of them were dropped
+                orphans.extend(pids[i] for i in range(min(sent, backlog.orphaned - orphaned)))
+            orphaned = backlog.orphaned
             sent = 0  # none of them counts any more: sent again from the oldest
             gen = backlog.gen
             backlog.sending = 0

@@ -392,7 +392,10 @@ async def test_outage_longer_than_the_queue_drops_oldest_and_reports_it(broker, 
     report("queue overflow", fig, dropped=dropped, queue=size)
     assert dropped_in_outage >= 8
     lost = fig["lost"]
-    assert len(lost) == dropped  # every loss counted, nothing else lost
+    # Every loss counted, nothing else lost. dropped counts what left the backlog
+    # without a PUBACK: of those sent when the link went, up to mqtt.window may have
+    # reached the broker (their PUBACKs lost with it), and arrive though counted.
+    assert dropped - fw.window <= len(lost) <= dropped, (lost, dropped)
     assert lost == list(range(lost[0], lost[0] + len(lost)))  # one block: the oldest of the outage
     assert fig["in_order"]
     assert max(b["uptime_ms"] - a["uptime_ms"] for a, b in zip(arrived, arrived[1:])

@@ -109,7 +109,7 @@ def test_discovery_sent_by_the_real_mqtt_as_on_the_unix_port_passes_too(broker):
     if not paths.lib_dir():
         pytest.skip("the real mqtt_as is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
     raw = sim_config(broker, sensor={"interval_s": 0.5}, location="K\u00fcche")
-    r = unixport.run(raw, heapsize=unixport.HEAP_BUDGET[("mpy", "real")], build="mpy", libs="real", broker=broker,
+    r = unixport.run(raw, heapsize=unixport.DISCOVERY_HEAP, build="mpy", libs="real", broker=broker,
                      seconds=4, until=lambda r: len([m for m in r.messages if m[0].endswith("/config") and not m[1]])
                      >= ENTITIES, max_seconds=30)
     assert r.returncode == 0 and r.stopped(), r.output()[-2000:]
