@@ -16,7 +16,7 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import clock, esp8266, features, filters, fleet, heap, metrics
+from . import clock, drain, esp8266, features, filters, fleet, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
@@ -26,7 +26,10 @@ FEATURES = "features"  # nor this: the heap commands and discovery add
 FILTERS = "filters"  # nor this: the heap cost of app/filters.py, loaded only when configured
 CLOCK = "clock"  # nor this: the heap cost of the clock (NTP) and the periodic telemetry
 FLEET = "fleet"  # nor this: N firmware processes on a RabbitMQ cluster (bench/fleet.py)
-HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, FLEET)  # rows outside the fault table
+DRAIN = "drain"  # nor this: a 1000-reading backlog drained, window against one PUBACK at a time
+# Rows with a module of their own: module.TITLE, measure(short), section(entry).
+MODULES = {FEATURES: features, FILTERS: filters, CLOCK: clock, DRAIN: drain}
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, DRAIN, FLEET)  # rows outside the fault table
 
 
 def _rounded(v):
@@ -83,7 +86,7 @@ def run(names=None, short=False, log_path=None, progress=None, fleet_n=fleet.DEF
     """Run the named scenarios (all but the fleet by default: it needs RabbitMQ and
     takes minutes) and return {name: entry}. The firmware's log goes to log_path
     (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, FLEET]
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, DRAIN, FLEET]
     names = list(names or known[:-1])
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -102,21 +105,11 @@ def run(names=None, short=False, log_path=None, progress=None, fleet_n=fleet.DEF
                 results[name] = _unix_port(short)
             elif name == ESP8266_MODEL:
                 results[name] = _esp8266_model(short)
-            elif name == FEATURES:
+            elif name in MODULES:
                 try:
-                    results[name] = features.measure(short)
-                except (RuntimeError, OSError) as e:
-                    results[name] = {"title": features.TITLE, "error": str(e)}
-            elif name == FILTERS:
-                try:
-                    results[name] = filters.measure(short)
-                except (RuntimeError, OSError) as e:  # no micropython or mpy-cross on this host
-                    results[name] = {"title": filters.TITLE, "error": str(e)}
-            elif name == CLOCK:
-                try:
-                    results[name] = clock.measure(short)
-                except (RuntimeError, OSError) as e:
-                    results[name] = {"title": clock.TITLE, "error": str(e)}
+                    results[name] = MODULES[name].measure(short)
+                except (RuntimeError, OSError) as e:  # no micropython, mpy-cross or Mosquitto on this host
+                    results[name] = {"title": MODULES[name].TITLE, "error": str(e)}
             elif name == FLEET:
                 results[name] = _fleet(short, fleet_n, progress)
             else:
@@ -180,26 +173,14 @@ def unix_port_section(results):
     return "\n".join(lines)
 
 
-def filters_section(results):
-    e = results.get(FILTERS)
-    if e is None:
-        return ""
-    return "%s: not measured: %s" % (e["title"], e["error"]) if "error" in e else filters.section(e)
+def module_section(results, name):
+    e = results.get(name)
+    return "" if e is None else MODULES[name].section(e)
 
 
 def esp8266_section(results):
     e = results.get(ESP8266_MODEL)
     return "" if e is None else esp8266.section(e)
-
-
-def clock_section(results):
-    e = results.get(CLOCK)
-    return "" if e is None else clock.section(e)
-
-
-def features_section(results):
-    e = results.get(FEATURES)
-    return "" if e is None else features.section(e)
 
 
 def notes(results):

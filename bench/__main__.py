@@ -34,9 +34,8 @@ def main(argv=None):
         print("%-18s %s" % (bench.FLEET, bench.fleet.TITLE + " (not run by default)"))
         print("%-18s %s" % (bench.ESP8266_MODEL, "fireant and a bare mqtt_as client on the ESP8266 RAM model: "
                                                  "smallest heaps"))
-        print("%-18s %s" % (bench.FEATURES, bench.features.TITLE))
-        print("%-18s %s" % (bench.FILTERS, bench.filters.TITLE))
-        print("%-18s %s" % (bench.CLOCK, bench.clock.TITLE))
+        for name, module in bench.MODULES.items():
+            print("%-18s %s" % (name, module.TITLE))
         return 0
     t0 = time.monotonic()
     err = sys.stderr
@@ -57,15 +56,10 @@ def main(argv=None):
     if bench.ESP8266_MODEL in results:
         print()
         print(bench.esp8266_section(results))
-    if bench.FEATURES in results:
-        print()
-        print(bench.features_section(results))
-    if bench.FILTERS in results:
-        print()
-        print(bench.filters_section(results))
-    if bench.CLOCK in results:
-        print()
-        print(bench.clock_section(results))
+    for name in bench.MODULES:
+        if name in results:
+            print()
+            print(bench.module_section(results, name))
     if bench.FLEET in results:
         print()
         print(bench.fleet.section(results[bench.FLEET]))

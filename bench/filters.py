@@ -85,6 +85,8 @@ def measure(short=False):
 
 
 def section(e):
+    if "unix_port" not in e:
+        return "%s: not measured: %s" % (TITLE, e.get("error"))
     lines = [e["title"] + " (every stage on, median window 15)"]
     for where, label in (("unix_port", "unix port, .mpy, 64-bit"), ("esp8266_model", "ESP8266 model, ROMFS")):
         r = e.get(where) or {}

@@ -104,7 +104,7 @@ def test_filters_row_measures_the_modules_heap_and_no_allocation_per_reading():
     unix = e["unix_port"]
     assert 0 < unix["module_bytes"] < 8000 and 0 < unix["instance_bytes"] < 2000
     assert unix["allocated_per_1000_readings"] == 0  # the sampler's path allocates nothing per reading
-    text = bench.filters_section(results)
+    text = bench.module_section(results, bench.FILTERS)
     assert "unix port" in text and "import %d B" % unix["module_bytes"] in text
     model = e["esp8266_model"]
     if "error" not in model:  # where the model is built: the board's figures, smaller
