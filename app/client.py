@@ -12,7 +12,7 @@ def make(cfg, device, station, status, subs_cb=None):
     """The mqtt_as client for our settings, on station (board.station()), calling
     status (app.status.Status) back on every change of the connection, and
     subs_cb(topic, msg, retained) with each message of a subscription."""
-    from mqtt_as import MQTTClient, config as defaults
+    from mqtt_as import MQTT_base, MQTTClient, config as defaults
 
     class Client(MQTTClient):
         dropped_len = 0  # the length of the last message too long to read (app/inbox.py)
@@ -34,9 +34,18 @@ def make(cfg, device, station, status, subs_cb=None):
         # The publisher's window (app/publisher.py): mqtt_as's own PUBLISH, packet
         # ids and PUBACK bookkeeping (its message task discards an acknowledged id
         # from rcv_pids), without waiting for each PUBACK before the next.
+        conns = 0  # connections made: packet ids from before the latest mean nothing
+
+        def up(self):
+            # Not isconnected(): that is True all through a connect(), whose CONNECT,
+            # TLS handshake and clearing of rcv_pids a PUBLISH must not cut into.
+            return self._isconnected and not self._in_connect
+
         async def send(self, topic, msg, pid=0):
             """One QoS 1 PUBLISH on this connection; pid: that one again, with DUP.
-            Returns its packet id. OSError: the connection is gone."""
+            Returns its packet id. OSError: the connection is gone or being made."""
+            if not self.up():
+                raise OSError(-1)
             dup = 1 if pid else 0
             if not pid:
                 pid = next(self.newpid)
@@ -44,6 +53,11 @@ def make(cfg, device, station, status, subs_cb=None):
             async with self.lock:
                 await self._publish(topic, msg, False, 1, dup, pid)
             return pid
+
+        async def publish1(self, topic, msg, retain):
+            """One QoS 1 publish on this connection, no retry on the next: OSError
+            when it goes (mqtt_as's publish() would send the same bytes again there)."""
+            await MQTT_base.publish(self, topic, msg, retain, 1)
 
         def acked(self, pid):
             return pid not in self.rcv_pids
@@ -65,6 +79,7 @@ def make(cfg, device, station, status, subs_cb=None):
             # would end it for good, and the node would never reach the broker again.
             try:
                 await MQTTClient.connect(self, quick=quick)
+                self.conns += 1
             except OSError:
                 raise
             except Exception as e:

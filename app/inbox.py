@@ -14,7 +14,7 @@ messages from reaching the node at all.
 
 A subscription that gets no SUBACK (the connection lost first, or refused) is
 tried again only after a wait, not at once on the next connection as mqtt_as's
-subscribe() would: see subscribe().
+subscribe() would; all of them then, as a new connection has none: see subscribe().
 """
 import asyncio
 from time import ticks_diff, ticks_ms
@@ -42,6 +42,7 @@ class Inbox:
         self.fails = 0  # subscriptions in a row that got no SUBACK
         self.wait = 0  # ms from the last of them to the next try
         self.failed = ticks_ms()  # when the last of them failed (read only while fails > 0)
+        self.waking = False  # a wake-up is set for the end of the wait
 
     def connected(self):
         self.connect = True
@@ -72,32 +73,43 @@ class Inbox:
 
 
 async def subscribe(inbox, topic):
-    """Subscribe at QoS 1, on whichever connection takes it. mqtt_as's subscribe()
-    tries again at once on every new connection until one does: a broker that
-    closes the connection at a SUBSCRIBE (RabbitMQ 3.10 when the subscription's
-    queue was on a node that died, or the topic may not be read: docs/fleet.md)
-    would then take every connection before a reading got out, for ever. Here each
-    try is mqtt_as's base class's, on one connection; a failed one is followed by
-    a wait (readings go out meanwhile) that doubles up to 10 min; a SUBACK resets it."""
+    """One try at a QoS 1 subscription on this connection; True at its SUBACK.
+    mqtt_as's subscribe() tries again at once on every new connection until one
+    takes it: a broker that closes the connection at a SUBSCRIBE (RabbitMQ 3.10
+    when the subscription's queue was on a node that died, or the topic may not
+    be read: docs/fleet.md) would then take every connection before a reading got
+    out, for ever. Here a failure (no SUBACK: refused, or the connection lost) is
+    followed by a wait, doubling up to 10 min, during which nothing is subscribed
+    and the readings go out; then a wake-up makes run() subscribe everything again.
+    False: failed, or still waiting."""
     from mqtt_as import MQTT_base
 
     c = inbox.client
-    while True:
-        await c._connection()
-        if inbox.fails and ticks_diff(ticks_ms(), inbox.failed) < inbox.wait:
-            await sleep_ms(1000)
-            continue
-        try:
-            await MQTT_base.subscribe(c, topic, 1)  # OSError: no SUBACK on this connection
-            inbox.fails = 0
-            return
-        except OSError:
-            inbox.wait = backoff_ms(inbox.fails, _WAIT_MS, _WAIT_MAX_MS)
-            inbox.fails += 1
-            inbox.failed = ticks_ms()
-            log("mqtt", "subscribing to %s failed (%d in a row): next try in %d s, readings go on" % (
-                topic.decode(), inbox.fails, inbox.wait // 1000))
+    if inbox.fails:
+        left = inbox.wait - ticks_diff(ticks_ms(), inbox.failed)
+        if left > 0:
+            if not inbox.waking:
+                inbox.waking = True
+                asyncio.create_task(_wake(inbox, left))
+            return False
+    try:
+        await MQTT_base.subscribe(c, topic, 1)  # OSError: no SUBACK on this connection
+        inbox.fails = 0
+        return True
+    except OSError:
+        inbox.wait = backoff_ms(inbox.fails, _WAIT_MS, _WAIT_MAX_MS)
+        inbox.fails += 1
+        inbox.failed = ticks_ms()
+        log("mqtt", "subscribing to %s failed (%d in a row): next try in %d s, readings go on" % (
+            topic.decode(), inbox.fails, inbox.wait // 1000))
         c._reconnect()  # as mqtt_as's own subscribe(): the connection is in doubt
+        return False
+
+
+async def _wake(inbox, ms):
+    await sleep_ms(ms)
+    inbox.waking = False
+    inbox.connected()  # subscribe again (once connected: run() waits for that)
 
 
 async def run(node, inbox, fw):
@@ -105,18 +117,18 @@ async def run(node, inbox, fw):
     client = inbox.client
     while True:
         # Work left by a crash (a MemoryError in subscribe or discovery) is done first.
-        if not (inbox.connect or inbox.discover or inbox.msg is not None):
+        if not (inbox.connect and client.up() or inbox.discover or inbox.msg is not None):
             await inbox.event.wait()
         inbox.event.clear()
         # Each flag is cleared as its step starts (a request arriving meanwhile sets
         # it again) and set back if the step fails.
-        if inbox.connect:
+        # Subscriptions only on a connection that is made: status.online calls
+        # connected() again once it is.
+        if inbox.connect and client.up():
             inbox.connect = False
             try:
-                if inbox.cmd:
-                    await subscribe(inbox, inbox.cmd)
-                if inbox.ha_status:
-                    await subscribe(inbox, inbox.ha_status)
+                if (not inbox.cmd or await subscribe(inbox, inbox.cmd)) and inbox.ha_status \
+                        and await subscribe(inbox, inbox.ha_status):
                     inbox.discover = True
             except Exception:
                 inbox.connect = True

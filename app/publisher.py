@@ -92,26 +92,31 @@ async def run(node, client, backlog, cfg, readings, window=16):
     # counted in node.dropped, and taken back from it if their PUBACK comes.
     orphans = []
     orphaned = backlog.orphaned
+    conn = client.conns  # the connection the window and the orphans were sent on
     while True:
         if not sent:
             await backlog.wait()
             while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
                 await sleep_ms(100)
+        up = client.up()
         if orphans:
-            if not client.isconnected():
+            if not up or client.conns != conn:
                 orphans.clear()  # no PUBACK will come for them: lost, as counted
-            for p in [p for p in orphans if client.acked(p)]:
-                orphans.remove(p)
-                node.dropped -= 1
-                node.published += 1
-        if not client.isconnected() or gen != backlog.gen:
-            if client.isconnected():  # the oldest of them were dropped
-                orphans.extend(pids[i] for i in range(min(sent, backlog.orphaned - orphaned)))
+            for i in range(len(orphans) - 1, -1, -1):
+                if client.acked(orphans[i]):
+                    orphans.pop(i)
+                    node.dropped -= 1
+                    node.published += 1
+        if not up or client.conns != conn or gen != backlog.gen:
+            if up and client.conns == conn:  # the oldest of them were dropped
+                for i in range(min(sent, backlog.orphaned - orphaned)):
+                    orphans.append(pids[i])
             orphaned = backlog.orphaned
             sent = 0  # none of them counts any more: sent again from the oldest
             gen = backlog.gen
             backlog.sending = 0
             await client.wait_connected()
+            conn = client.conns  # packet ids of another connection mean nothing on this one
             continue
         # Acknowledged, oldest first: they leave the backlog.
         n = 0

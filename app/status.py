@@ -53,9 +53,16 @@ class Status:
             n.broker_connects, n.restarts, STATE_NAMES[n.state()])
 
     async def report(self, client):
-        """Publish the telemetry now, retained, QoS 1; waits out an outage. Raises what publish() raises."""
-        self._told, self._at = self._node.dropped, ticks_ms()
-        await client.publish(self._stats, self.telemetry(), True, 1)
+        """Publish the telemetry now, retained, QoS 1; waits out an outage, and is
+        made again with the counts of then on the next connection (the bytes of
+        before, sent late, would overwrite a newer report). Raises MemoryError."""
+        while True:
+            await client.wait_connected()
+            self._told, self._at = self._node.dropped, ticks_ms()
+            try:
+                return await client.publish1(self._stats, self.telemetry(), True)
+            except OSError:  # no PUBACK on this connection: mqtt_as makes the next
+                client.lost()
 
     async def online(self, client):
         node = self._node
