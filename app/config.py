@@ -225,28 +225,26 @@ def validate(raw, min_interval_s=None, platform=None):
         if ha["discovery"]:
             _fail("ha.discovery", "an ESP8266 has not the heap for it (35 KB, of the 30-35 KB it leaves free; "
                                   "docs/ha.md): set it to null or false, or use an ESP32")
-        if _lookup(raw, "ntp.resync_s") is REQUIRED:
-            cfg["ntp"]["resync_s"] = 0
-        elif cfg["ntp"]["resync_s"]:
-            _fail("ntp.resync_s", "an ESP8266 has not the heap for the clock beside the backlog drain (35 KB on the "
-                                  "ESP8266 model, of the 30-35 KB it leaves free; docs/esp8266.md): set it to 0 "
-                                  "(readings say \"ts\": null), or use an ESP32")
+        # Off unless set; refused when set on.
+        for key, off, why in (
+                ("ntp.resync_s", 0, "the clock beside the backlog drain (35 KB on the ESP8266 model, of the 30-35 "
+                                    "KB it leaves free; docs/esp8266.md): set it to 0 (readings say \"ts\": null), "
+                                    "or use an ESP32"),
+                ("spool.size", 0, "the flash spool beside the RAM backlog (more than 33 KB on the ESP8266 model, of "
+                                  "the 30-35 KB it leaves free; docs/esp8266.md): set it to 0 (queue.size readings "
+                                  "are kept, in RAM), or use an ESP32"),
+                ("mqtt.cmd_topic", "", "commands (41 KB to handle one, of the 30-35 KB it leaves free; docs/ha.md): "
+                                       "set it to \"\", or use an ESP32")):
+            section, name = _split(key)
+            if _lookup(raw, key) is REQUIRED:
+                cfg[section][name] = off
+            elif cfg[section][name] != off:
+                _fail(key, "an ESP8266 has not the heap for " + why)
         if cfg["filter"]:
             key = [k for k, _, d, _ in SCHEMA if k.startswith("filter.") and cfg["filter"][k[7:]] != d][0]
             _fail(key, "an ESP8266 has not the heap for the filters (app/filters.py: 35 KB on the ESP8266 model "
                        "with every stage, a calibration offset alone more than 33 KB, of the 30-35 KB it leaves "
                        "free; docs/esp8266.md): leave filter.* at the defaults, or use an ESP32")
-        if _lookup(raw, "spool.size") is REQUIRED:
-            cfg["spool"]["size"] = 0
-        elif cfg["spool"]["size"]:
-            _fail("spool.size", "an ESP8266 has not the heap for the flash spool beside the RAM backlog (more than "
-                                "33 KB on the ESP8266 model, of the 30-35 KB it leaves free; docs/esp8266.md): set "
-                                "it to 0 (queue.size readings are kept, in RAM), or use an ESP32")
-        if _lookup(raw, "mqtt.cmd_topic") is REQUIRED:
-            mqtt["cmd_topic"] = ""
-        elif mqtt["cmd_topic"]:
-            _fail("mqtt.cmd_topic", "an ESP8266 has not the heap for commands (41 KB to handle one, of the 30-35 KB "
-                                    "it leaves free; docs/ha.md): set it to \"\", or use an ESP32")
         if mqtt["ca"]:
             _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
                              "support): remove mqtt.ca, or use an ESP32")
