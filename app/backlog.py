@@ -15,11 +15,16 @@ that was on its way is counted too (its PUBACK may still come) and the publisher
 starts its window again (gen).
 """
 import asyncio
+import sys
 from array import array
 
 from primitives import RingbufQueue
 
 from .node import log_exception
+
+# primitives' __init__ is a lazy loader (and helpers we do not use): RingbufQueue
+# found, it may go (~0.7 KB of an ESP8266's heap); the class keeps its own module.
+sys.modules.pop("primitives", None)
 
 
 class Backlog:

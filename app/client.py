@@ -12,7 +12,7 @@ def make(cfg, device, station, status, subs_cb=None):
     """The mqtt_as client for our settings, on station (board.station()), calling
     status (app.status.Status) back on every change of the connection, and
     subs_cb(topic, msg, retained) with each message of a subscription."""
-    from mqtt_as import MQTT_base, MQTTClient, config as defaults
+    from mqtt_as import MQTTClient, config as defaults
 
     class Client(MQTTClient):
         dropped_len = 0  # the length of the last message too long to read (app/inbox.py)
@@ -53,20 +53,6 @@ def make(cfg, device, station, status, subs_cb=None):
             async with self.lock:
                 await self._publish(topic, msg, False, 1, dup, pid)
             return pid
-
-        async def publish1(self, topic, msg, retain):
-            """One QoS 1 publish on this connection, no retry on the next: OSError
-            when it goes (mqtt_as's publish() would send the same bytes again there)."""
-            await MQTT_base.publish(self, topic, msg, retain, 1)
-
-        def acked(self, pid):
-            return pid not in self.rcv_pids
-
-        async def wait_connected(self):
-            await self._connection()
-
-        def lost(self):
-            self._reconnect()
 
         async def connect(self, *, quick=False):
             if self._has_connected:

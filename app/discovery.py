@@ -44,7 +44,7 @@ def topic(d, entity):
 
 def payload(d, entity):
     """The config message of one entity, as bytes (None: not offered). d:
-    app.Firmware.discovery, bytes without " or \\ (config.py sees to it)."""
+    app.start.Firmware.discovery, bytes without " or \\ (config.py sees to it)."""
     prefix, device, chip, readings, shared, status, stats, cmd, url, model = d
     component, obj, name, reads, what, extra = entity
     if reads == b"c":

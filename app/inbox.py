@@ -113,7 +113,7 @@ async def _wake(inbox, ms):
 
 
 async def run(node, inbox, fw):
-    """fw: the app.Firmware the commands act on."""
+    """fw: the app.start.Firmware the commands act on."""
     client = inbox.client
     while True:
         # Work left by a crash (a MemoryError in subscribe or discovery) is done first.

@@ -110,8 +110,10 @@ def forget(name):
         pass
 
 
-def log(tag, msg):
-    print("[%9d] %s: %s" % (ticks_ms(), tag, msg))
+def log(tag, *msg):
+    # The message printed as it is, not copied into one line first: on an ESP8266
+    # a long one (the telemetry) would need a second free piece of its size.
+    print("[%9d] %s:" % (ticks_ms(), tag), *msg)
 
 
 def log_exception(tag, e):

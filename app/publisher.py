@@ -18,7 +18,6 @@ mqtt_as contracts this module is built around:
 - it sends len() of what it is given as the length: a str with a character
   outside ASCII is longer on the wire, so topics and payloads go out as bytes.
 """
-import json
 from array import array
 from time import ticks_diff, ticks_ms
 
@@ -29,16 +28,6 @@ from .node import sleep_ms
 _POLL_MS = const(10)  # how often PUBACKs are looked for while readings are on their way
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
-
-
-def topic(template, device):
-    """The topic, {device} filled in, as bytes."""
-    return template.replace("{device}", device).encode()
-
-
-def head(device, location):
-    """The start every reading's JSON shares, encoded once."""
-    return ('{"device": %s, "location": %s, ' % (json.dumps(device), json.dumps(location))).encode()
 
 
 def payload(head, boot, reading, uptime_ms, utc):
@@ -103,7 +92,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
             if not up or client.conns != conn:
                 orphans.clear()  # no PUBACK will come for them: lost, as counted
             for i in range(len(orphans) - 1, -1, -1):
-                if client.acked(orphans[i]):
+                if orphans[i] not in client.rcv_pids:  # acknowledged: mqtt_as's message task discarded it
                     orphans.pop(i)
                     node.dropped -= 1
                     node.published += 1
@@ -115,12 +104,12 @@ async def run(node, client, backlog, cfg, readings, window=16):
             sent = 0  # none of them counts any more: sent again from the oldest
             gen = backlog.gen
             backlog.sending = 0
-            await client.wait_connected()
+            await client._connection()  # mqtt_as's wait for a connection
             conn = client.conns  # packet ids of another connection mean nothing on this one
             continue
         # Acknowledged, oldest first: they leave the backlog.
         n = 0
-        while n < sent and client.acked(pids[n]):
+        while n < sent and pids[n] not in client.rcv_pids:
             n += 1
         if n:
             backlog.done(n)
@@ -146,5 +135,5 @@ async def run(node, client, backlog, cfg, readings, window=16):
                 if gen != backlog.gen:  # the sampler moved RAM readings to flash meanwhile
                     break
         except OSError:  # the connection went: mqtt_as reconnects, all of them go again
-            client.lost()
+            client._reconnect()  # as mqtt_as's own publish(): the connection is in doubt
         await sleep_ms(_POLL_MS)

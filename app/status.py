@@ -14,6 +14,7 @@ count a subscriber sees is the node's, not the one of the last connect.
 from time import ticks_diff, ticks_ms
 
 from micropython import const
+from mqtt_as import MQTT_base
 
 from . import board
 from .node import STATE_NAMES, VERSION, log, log_exception, sleep_ms
@@ -57,12 +58,13 @@ class Status:
         made again with the counts of then on the next connection (the bytes of
         before, sent late, would overwrite a newer report). Raises MemoryError."""
         while True:
-            await client.wait_connected()
+            await client._connection()  # mqtt_as's wait for a connection
             self._told, self._at = self._node.dropped, ticks_ms()
             try:
-                return await client.publish1(self._stats, self.telemetry(), True)
+                # One try on this connection: mqtt_as's publish() would resend these bytes on the next.
+                return await MQTT_base.publish(client, self._stats, self.telemetry(), True, 1)
             except OSError:  # no PUBACK on this connection: mqtt_as makes the next
-                client.lost()
+                client._reconnect()
 
     async def online(self, client):
         node = self._node

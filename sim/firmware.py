@@ -65,13 +65,16 @@ def reset_board():
 async def running(raw):
     """Start the firmware with raw settings; on exit stop it as Ctrl-C would."""
     import app.board
+    import app.start
+    import app.stop
+    from app.node import supervise
 
-    fw = app.Firmware(config.validate(raw, app.board.min_interval_s()))
-    task = asyncio.create_task(fw.main())
+    fw = app.start.build(config.validate(raw, app.board.min_interval_s()))
+    task = asyncio.create_task(supervise(fw.node, fw.jobs))
     try:
         yield fw
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await fw.stop()
+        await app.stop.stop(fw)

@@ -66,7 +66,7 @@ def discovery(observer):
 
 
 async def test_interval_command_changes_the_cadence_at_once_and_survives_a_reboot(broker, observer, flash):
-    from app import _settings as settings
+    from app.start import settings
 
     raw = flash(sim_config(broker))
     async with running(raw) as fw:

@@ -13,7 +13,7 @@ import pytest
 import simboard
 from mqtt_as import _memory
 
-from app import board, connect, heartbeat, node as node_mod, publisher, sampler, wifi
+from app import board, connect, heartbeat, node as node_mod, publisher, sampler, start, wifi
 from app.backlog import Backlog
 from app.config import validate
 from app.node import Node, backoff_ms, supervise
@@ -449,13 +449,13 @@ def test_connect_refusals_are_explained():
 
 
 def test_payload_has_the_seed_fields_plus_seq_uptime_boot_and_ts():
-    p = publisher.payload(publisher.head("n1", "attic"), b"0badf00d", (42, 123456, -105, 999), 123456,
+    p = publisher.payload(start.head("n1", "attic"), b"0badf00d", (42, 123456, -105, 999), 123456,
                           (1764000000, 42))
     assert isinstance(p, bytes)  # mqtt_as sends len() of it as the length
     assert json.loads(p) == {"device": "n1", "location": "attic", "boot": "0badf00d", "seq": 42,
                              "uptime_ms": 123456, "ts": 1764000000.042,
                              "temperature_C": -10.5, "temperature_F": 13.1, "humidity": 99.9}
-    assert json.loads(publisher.payload(publisher.head("n1", ""), b"0badf00d", (1, 5, 0, 0), 5, None))["ts"] is None
+    assert json.loads(publisher.payload(start.head("n1", ""), b"0badf00d", (1, 5, 0, 0), 5, None))["ts"] is None
 
 
 # -- heartbeat

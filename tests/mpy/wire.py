@@ -3,7 +3,7 @@
 # refusals as the board renders them, and the retry backoff's bounds.
 import json
 
-from app import connect, dns, publisher
+from app import connect, dns, publisher, start
 from app.node import backoff_ms
 
 print(dns.is_ip("192.168.1.10"), dns.is_ip("broker.test"), dns.is_ip("1.2.3.256"))
@@ -44,14 +44,14 @@ for e in (OSError(-1, "CONNACK reason code 0x5"), OSError(-1, "CONNACK reason co
 
 # A reading is bytes; its head (device, location) is JSON-encoded once. CPython's
 # json escapes "\u00fc" where MicroPython's writes UTF-8: the head is compared parsed.
-head = publisher.head("node-1", "K\u00fcche")
+head = start.head("node-1", "K\u00fcche")
 print(sorted(json.loads(head[:-2] + b"}").items()) == [("device", "node-1"), ("location", "K\u00fcche")])
 for reading, utc in (((7, 123456, -55, 415), None), ((8, 123556, -400, 1000), (1764000000, 5)),
                      ((9, 123656, -395, 0), (1764000000, 0)), ((10, 123756, 223, 5), (1764000001, 999))):
     p = publisher.payload(head, b"0badf00d", reading, reading[1] + (1 << 30), utc)
     print(type(p).__name__, p.startswith(head), p[len(head):])
     json.loads(p)
-print(publisher.topic("fireant/{device}/status", "node-1"))
+print(start.topic("fireant/{device}/status", "node-1"))
 
 for attempt in (0, 1, 5, 30):
     d = [backoff_ms(attempt, 1000, 60000) for _ in range(50)]

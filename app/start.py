@@ -1,0 +1,126 @@
+"""Start-up: the settings validated, then the firmware's parts built from them and
+the tasks named. app.run() drops this module (and config.py) once that is done:
+on an ESP8266 every function a module defines costs RAM for as long as the module
+is held, so the code that runs once at boot must not stay (docs/esp8266.md)."""
+import json
+
+from . import board
+from .node import log
+
+
+def topic(template, device):
+    """The topic, {device} filled in, as bytes."""
+    return template.replace("{device}", device).encode()
+
+
+def head(device, location):
+    """The start every reading's JSON shares, encoded once."""
+    return ('{"device": %s, "location": %s, ' % (json.dumps(device), json.dumps(location))).encode()
+
+
+def settings(config, secrets):
+    """Validated settings, or None after printing what is wrong. The validator is
+    then dropped: its RAM (~6 KB on an ESP8266 as ROMFS) goes to the tasks."""
+    from .config import OVERRIDES, ConfigError, load, warnings
+    from .node import forget
+
+    try:
+        cfg = load(config, secrets, board.min_interval_s(), board.platform(), OVERRIDES)
+        for w in warnings(cfg):
+            log("config", "WARNING: " + w)
+        return cfg
+    except ConfigError as e:
+        print(e)
+        return None
+    finally:
+        forget("config")
+
+
+def build(cfg, files=("config.json", "secrets.json")):
+    """The firmware for cfg (validated settings): every part made, nothing started."""
+    from . import client, heartbeat, publisher, sampler, wifi
+    from .backlog import Backlog
+    from .node import Node, forget
+    from .status import Status
+
+    class Firmware:
+        """What the tasks, the commands and the goodbye (app/stop.py) use. No
+        methods: holding one keeps no start-up code alive. Made here, once the
+        settings are read, as are the modules it names (the validator peaks with
+        the least loaded). Bare annotations: MicroPython compiles them to nothing."""
+        node: Node
+        backlog: Backlog
+        status: Status
+        sensor: board.Sensor
+        led: board.Led
+        filter: object  # app.filters.Filter, or None: no filter.* set
+        inbox: object  # app.inbox.Inbox, or None: no commands, no discovery
+        client: object  # app/client.py's mqtt_as client
+        readings: tuple  # (topic, the head of the JSON), bytes
+        window: int
+        discovery: object  # what app/discovery.py sends, or None
+        cmd_result: bytes
+        sensor_type: str
+        files: tuple  # (config, secrets): what factory_reset reads
+        cfg: dict  # the settings the tasks read
+        jobs: list  # supervise()'s
+
+    fw = Firmware()
+    fw.node = node = Node(cfg["device"] or "fireant-" + board.unique_id())
+    s, q, m, device = cfg["sensor"], cfg["queue"]["size"], cfg["mqtt"], node.device
+    node.interval_ms = int(s["interval_s"] * 1000)
+    fw.sensor_type = s["type"]
+    fw.files = files
+    fw.backlog = Backlog(node, q, cfg["spool"]["size"])
+    fw.sensor = board.Sensor(s["type"], s["pin"])
+    fw.filter = None
+    if cfg["filter"]:  # config.py: None unless a filter.* key is set
+        from .filters import Filter
+
+        fw.filter = Filter(cfg["filter"])
+    fw.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
+    fw.status = Status(node, fw.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
+    fw.inbox = inbox = _inbox(fw, cfg, device)
+    fw.client = client.make(cfg, device, board.station(), fw.status, inbox and inbox.put)
+    forget("client")
+    if inbox:
+        inbox.client = fw.client
+        fw.status.on_connect = inbox.connected
+    fw.readings = topic(m["topic"], device), head(device, cfg["location"])
+    fw.window = m["window"]
+    node.first_sync = cfg["ntp"]["resync_s"] > 0
+    # All the tasks read from here on; the rest of the settings is garbage now.
+    fw.cfg = c = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
+    fw.jobs = [("heartbeat", heartbeat.run, (node, fw.led)),
+               ("sampler", sampler.run, (node, fw.sensor, fw.backlog, fw.filter)),
+               ("wifi", wifi.run, (node, c["wifi"])),
+               ("publisher", publisher.run, (node, fw.client, fw.backlog, c, fw.readings, fw.window)),
+               ("status", fw.status.run, (fw.client, int(cfg["telemetry"]["interval_s"] * 1000)))]
+    if inbox:
+        from .inbox import run
+
+        fw.jobs.append(("inbox", run, (node, inbox, fw)))
+    if node.first_sync:  # ntp.resync_s 0: no clock task, readings say "ts": null
+        from . import clock
+
+        fw.jobs.append(("clock", clock.run, (node, c["ntp"])))
+    log("app", "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q))
+    return fw
+
+
+def _inbox(fw, cfg, device):
+    """Commands and Home Assistant discovery: an Inbox, or None when both are off."""
+    m, ha = cfg["mqtt"], cfg["ha"]
+    cmd = m["cmd_topic"].replace("{device}", device)
+    fw.cmd_result = (cmd + "/result").encode()
+    fw.discovery = None
+    if ha["discovery"]:
+        fw.discovery = (ha["prefix"].encode(), device.encode(), board.unique_id().encode(), topic(m["topic"], device),
+                        "{device}" not in m["topic"], topic(m["status_topic"], device),
+                        topic(m["stats_topic"], device), cmd.encode(), ha["url"].encode(),
+                        ("%s on %s" % (cfg["sensor"]["type"], board.platform().upper())).encode())
+    if not cmd and not ha["discovery"]:
+        return None
+    from .inbox import Inbox
+
+    return Inbox(cmd.encode() if cmd else None, (ha["prefix"] + "/status").encode() if ha["discovery"] else None)
