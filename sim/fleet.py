@@ -15,7 +15,6 @@ Each node's output goes to its own log file (no reader thread per node).
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -137,9 +136,7 @@ class Fleet:
         if self._t0 is not None and self.wall_s is None:
             self.wall_s = time.monotonic() - self._t0
             self._sample_usage()
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+        unixport.ctrl_c([(p, self.controls[d]) for d, p in self.procs.items()])
         end = time.monotonic() + unixport.STOP_TIMEOUT_S + 0.2 * self.n  # all at once, on a loaded host
         for p in self.procs.values():
             try:

@@ -8,7 +8,7 @@
 
 The process runs `import app; app.run()` (main.py's entry, through sim/unixrun.py)
 under `micropython -X heapsize=...` in a scratch directory holding config.json,
-then gets SIGINT, which MicroPython raises as KeyboardInterrupt: the Ctrl-C path.
+then gets Ctrl-C (ctrl_c() below): the KeyboardInterrupt path.
 
 - build "py": app/ as source, compiled on import as a board would (the
   libraries, real or stand-in, precompiled all the same: compiling mqtt_as needs
@@ -99,6 +99,7 @@ _TICKS = re.compile(r"\[\s*(\d+)\] ")
 _HEAP_LINE = re.compile(r"\[\s*(\d+)\] heap: (\d+) live")
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 15
+CTRL_C_S = 5  # the sim board is called at least every second (mqtt_as, the Wi-Fi task)
 
 
 def micropython_exe():
@@ -284,6 +285,25 @@ class _Control:
         os.replace(tmp, self.path)  # never seen half-written
 
 
+def ctrl_c(procs):
+    """Ctrl-C to each (process, _Control) pair as a board takes it: through the
+    sim board, raised in the running code (simboard's docstring says why not
+    SIGINT). SIGINT only to one that has neither taken it (simboard's ".taken"
+    file) nor exited in CTRL_C_S. Returns the processes that needed SIGINT."""
+    for proc, control in procs:
+        if os.path.exists(control.path + ".taken"):
+            os.remove(control.path + ".taken")  # a previous boot's, same directory
+        if proc.poll() is None:
+            control.write({"ctrl_c": True})
+    end, waiting = time.monotonic() + CTRL_C_S, list(procs)
+    while waiting and time.monotonic() < end:
+        waiting = [(p, c) for p, c in waiting if p.poll() is None and not os.path.exists(c.path + ".taken")]
+        time.sleep(0.05)
+    for proc, _ in waiting:
+        proc.send_signal(signal.SIGINT)
+    return [p for p, _ in waiting]
+
+
 def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, broker=None,
         heap_every_ms=500, until=None, max_seconds=None, workdir=None, interp="unix", program="unixrun",
         tls_first=False, board=None, power_cut=False):
@@ -425,7 +445,10 @@ def _drive(result, cmd, cwd, env, control, faults, seconds, until, max_seconds, 
                         control.write(change)
                 time.sleep(0.05)
         if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL if power_cut else signal.SIGINT)
+            if power_cut:
+                proc.send_signal(signal.SIGKILL)
+            elif ctrl_c([(proc, control)]):
+                result.lines.append("unixport: Ctrl-C not taken in %d s; SIGINT sent" % CTRL_C_S)
         try:
             proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -2,7 +2,11 @@
 
 Tests set it in-process with set(); another process steers it through a JSON file
 named by FIREANT_SIM_CONTROL, e.g. {"link": false} to drop the Wi-Fi, or
-{"dht": "fail"} to unplug the sensor. Works under CPython and MicroPython.
+{"dht": "fail"} to unplug the sensor, or {"ctrl_c": true}: Ctrl-C as a board takes
+it from its UART, a KeyboardInterrupt raised in the code that runs (here: the
+next call into the board). The unix port's SIGINT is not that: its handler
+longjmps out of wherever it lands, the collector included, which leaves the heap
+locked for good ("heap is locked" in the goodbye). Works under CPython and MicroPython.
 """
 import json
 import os
@@ -53,7 +57,12 @@ def _poll():
         except (OSError, ValueError):
             return  # caught mid-write; next poll
         _mtime = mtime
+        ctrl_c = update.pop("ctrl_c", False)
         set(**update)
+        if ctrl_c:
+            with open(_path + ".taken", "w"):
+                pass  # tells the host not to fall back on SIGINT
+            raise KeyboardInterrupt
 
 
 def set(**changes):
