@@ -315,7 +315,7 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
 
     raw: config dict (sim.firmware.sim_config). faults: [(s, dict or callable)],
     s counted from the "starting" log line. seconds: run time from that line, then
-    SIGINT; with until(run) -> bool the run goes on past seconds until it is true
+    Ctrl-C; with until(run) -> bool the run goes on past seconds until it is true
     (polled every 0.1 s, run.messages and run.lines current) or max_seconds
     (default seconds + 30). heap_every_ms: heap sample period (0: only the final
     one). Never raises on a firmware failure (MemoryError, crash): the Run's
