@@ -41,17 +41,15 @@ def make(cfg, device, station, status, subs_cb=None):
             # TLS handshake and clearing of rcv_pids a PUBLISH must not cut into.
             return self._isconnected and not self._in_connect
 
-        async def send(self, topic, msg, pid=0):
-            """One QoS 1 PUBLISH on this connection; pid: that one again, with DUP.
-            Returns its packet id. OSError: the connection is gone or being made."""
+        async def send(self, topic, msg):
+            """One QoS 1 PUBLISH on this connection; returns its packet id.
+            OSError: the connection is gone or being made."""
             if not self.up():
                 raise OSError(-1)
-            dup = 1 if pid else 0
-            if not pid:
-                pid = next(self.newpid)
-                self.rcv_pids.add(pid)
+            pid = next(self.newpid)
+            self.rcv_pids.add(pid)
             async with self.lock:
-                await self._publish(topic, msg, False, 1, dup, pid)
+                await self._publish(topic, msg, False, 1, 0, pid)
             return pid
 
         async def connect(self, *, quick=False):
@@ -102,7 +100,6 @@ def make(cfg, device, station, status, subs_cb=None):
             params["cert_reqs"] = ssl.CERT_REQUIRED
         c["ssl_params"] = params
     client = Client(c)
-    client.response_ms = m["response_time_s"] * 1000
     client.spread_ms = int(m["reconnect_spread_s"] * 1000)  # each reconnect waits a random part of it
     client.tls = c["ssl_params"]  # the dict mqtt_as wraps each connection with
     # mqtt_as reaches the radio only through _sta_if (pinned commit): it gets a

@@ -13,13 +13,15 @@ mqtt_as contracts this module is built around:
 - a reading leaves the backlog only after its PUBACK, and only once every older
   one has had its own: a connection lost midway sends the unacknowledged ones
   again (new packet ids: mqtt_as's connect forgets the old), so the subscriber
-  may see a reading twice, never miss one; one with no PUBACK within
-  mqtt.response_time_s is sent again with DUP set, as mqtt_as's publish does;
+  may see a reading twice, never miss one. A late PUBACK is waited for, never
+  sent for again on the same connection, as mqtt_as's publish() does with DUP:
+  TCP delivers on a live connection, and the second PUBACK that brings makes
+  mqtt_as drop the connection ("Invalid pid"). A dead link is left to mqtt_as's
+  keepalive;
 - it sends len() of what it is given as the length: a str with a character
   outside ASCII is longer on the wire, so topics and payloads go out as bytes.
 """
 from array import array
-from time import ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -71,9 +73,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
         del connect  # the module dropped itself once connected: let it go
     to, start = readings
     boot = node.boot.encode()
-    response = client.response_ms
     pids = array("H", bytearray(2 * window))  # in flight: the oldest `sent` available readings
-    at = [ticks_ms()] * window  # when each was (last) sent
     sent = 0
     gen = backlog.gen
     spooled = False  # the window holds spooled readings (else RAM ones)
@@ -116,19 +116,15 @@ async def run(node, client, backlog, cfg, readings, window=16):
             node.published += n
             sent -= n
             for i in range(sent):
-                pids[i], at[i] = pids[i + n], at[i + n]
+                pids[i] = pids[i + n]
             if not spooled:
                 backlog.sending = sent
         try:
-            if sent and ticks_diff(ticks_ms(), at[0]) > response:  # no PUBACK in time: again, with DUP
-                await client.send(to, _message(node, start, boot, backlog.reading(0)), pids[0])
-                at[0] = ticks_ms()
             avail = backlog.available()
             if not sent:
                 spooled = backlog.spool is not None and backlog.spool.n > 0
             while sent < window and sent < avail:
                 pids[sent] = await client.send(to, _message(node, start, boot, backlog.reading(sent)))
-                at[sent] = ticks_ms()
                 sent += 1
                 if not spooled:
                     backlog.sending = sent

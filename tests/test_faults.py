@@ -483,6 +483,34 @@ async def test_real_mqtt_as_notices_a_half_open_link_by_keepalive(broker, observ
 
 
 @needs_real_mqtt_as
+async def test_real_mqtt_as_slow_pubacks_neither_repeat_readings_nor_reconnect(broker, observer):
+    """A broker whose PUBACKs come later than mqtt.response_time_s, on a live
+    link. Sending a reading again with DUP there draws a second PUBACK, for an id
+    the first already settled: the real mqtt_as raises "Invalid pid in PUBACK
+    packet" on it and drops the connection. TCP delivers on a live connection;
+    a dead one is mqtt_as's keepalive's to notice (the half-open test)."""
+    proxy = FaultProxy(broker.port)
+    await proxy.start()
+    # Round trip 2 s against response_time_s 1 s; the 2 s silence when the delay
+    # begins stays under the keepalive's four silent ping intervals (8 s).
+    raw = sim_config(broker, device="unix-slowack", queue={"size": 150},
+                     mqtt={"port": proxy.port, "response_time_s": 1})
+    slow_s, fast_s = 3, 11
+    faults = [(slow_s, in_loop(proxy.set_mode, "delay", 1.0)), (fast_s, in_loop(proxy.set_mode, "pass"))]
+    try:
+        run, _, after = await on_unix_port(raw, broker, observer, faults, fast_s, 40)
+    finally:
+        await proxy.close()
+    fig = judge(readings(observer, "unix-slowack"))
+    report("unix slow PUBACKs", fig, accepted=proxy.accepted)
+    assert_promises(fig, "unix slow PUBACKs")
+    assert not run.logged("Invalid pid"), run.output()
+    assert proxy.accepted == 1 and len(run.logged("mqtt: connected")) == 1, run.output()
+    assert fig["duplicates"] == 0, fig
+    assert after == [("online", True)]
+
+
+@needs_real_mqtt_as
 async def test_real_mqtt_as_recovers_from_its_empty_response_assertion():
     """The pinned mqtt_as asserts on the empty read of a connection the broker
     closed (upstream #172, fixed after the pin): the message task dies without
