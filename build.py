@@ -80,18 +80,18 @@ def romfs_image(lib=None, march=None, mpy_cross=None, rest=False):
     modules of the library packages in lib, as source, so that each package is
     whole, as mip installs it (deploy.py; a module the firmware does not import
     costs flash only)."""
-    import contextlib
-    import io
     import tempfile
 
     from mpremote.romfs import make_romfs
+
+    from deployer.output import quiet
 
     tree = tempfile.mkdtemp(prefix="fireant-romfs-")
     try:
         compile_tree(tree, march, lib, mpy_cross, boot_files=False)
         if lib and rest:
             _copy_rest(lib, os.path.join(tree, "lib"))
-        with contextlib.redirect_stdout(io.StringIO()):  # it lists every file it packs
+        with quiet():  # it lists every file it packs
             return make_romfs(tree, mpy_cross=False)
     finally:
         shutil.rmtree(tree, ignore_errors=True)

@@ -14,6 +14,11 @@ import time
 import pytest
 
 import deploy
+from deployer import Fail
+from deployer.board import find_port
+from deployer.deps import DEPS_MARKER, pins
+from deployer.files import check_mpy, host_libs, mpy_cross_version
+from deployer.monitor import Entities
 from sim.emulator import Emulator
 from sim.firmware import sim_config
 from sim.mipindex import PackageIndex, standin_packages
@@ -62,7 +67,7 @@ def snapshot(flash):
 
 @pytest.fixture(scope="module")
 def index():
-    with PackageIndex(standin_packages(), [version for _, version in deploy.pins()]) as idx:
+    with PackageIndex(standin_packages(), [version for _, version in pins()]) as idx:
         yield idx
 
 
@@ -115,7 +120,7 @@ def test_package_json_lists_every_firmware_file():
     assert set(deps) == {"github:peterhinch/micropython-mqtt", "github:peterhinch/micropython-async/v3/primitives"}
     for version in deps.values():
         assert len(version) == 40 and int(version, 16) >= 0  # a commit, not a moving branch
-    assert deploy.pins() == [tuple(d) for d in pkg["deps"]]
+    assert pins() == [tuple(d) for d in pkg["deps"]]
 
 
 def test_lib_is_in_every_clone_with_a_readme_naming_the_pins():
@@ -128,7 +133,7 @@ def test_lib_is_in_every_clone_with_a_readme_naming_the_pins():
     assert ignored == ["lib/mqtt_as/__init__.py"]
     with open(os.path.join(ROOT, "lib", "README.md")) as f:
         readme = f.read()
-    for url, commit in deploy.pins():
+    for url, commit in pins():
         assert commit in readme and url.split(":", 1)[1].split("/")[1] in readme
 
 
@@ -249,24 +254,24 @@ def test_port_choice(monkeypatch):
 
     ports = []
     monkeypatch.setattr(list_ports, "comports", lambda: ports)
-    with pytest.raises(deploy.Fail, match="no board found"):
-        deploy.find_port()
+    with pytest.raises(Fail, match="no board found"):
+        find_port()
     ports[:] = [Port("/dev/ttyS0", None), Port("/dev/ttyUSB0", 0x10C4)]
-    assert deploy.find_port() == "/dev/ttyUSB0"
+    assert find_port() == "/dev/ttyUSB0"
     ports.append(Port("/dev/ttyACM0", 0x2E8A))
-    with pytest.raises(deploy.Fail, match="several serial ports.*--port"):
-        deploy.find_port()
-    assert deploy.find_port("/dev/ttyACM0") == "/dev/ttyACM0"
+    with pytest.raises(Fail, match="several serial ports.*--port"):
+        find_port()
+    assert find_port("/dev/ttyACM0") == "/dev/ttyACM0"
 
 
 def test_wrong_mpy_version_is_refused():
-    deploy.check_mpy(0xB06, (6, 3))  # the unix port's 6.3: accepted
-    deploy.check_mpy(0x106, (6, 3))  # bytecode loads across 6.x sub-versions
-    with pytest.raises(deploy.Fail, match=r"wrong \.mpy version: the board loads \.mpy v5\.0, mpy-cross writes v6\.3"):
-        deploy.check_mpy(0x5, (6, 3))
-    with pytest.raises(deploy.Fail, match="does not report"):
-        deploy.check_mpy(None, (6, 3))
-    assert deploy.mpy_cross_version()[0] == 6
+    check_mpy(0xB06, (6, 3))  # the unix port's 6.3: accepted
+    check_mpy(0x106, (6, 3))  # bytecode loads across 6.x sub-versions
+    with pytest.raises(Fail, match=r"wrong \.mpy version: the board loads \.mpy v5\.0, mpy-cross writes v6\.3"):
+        check_mpy(0x5, (6, 3))
+    with pytest.raises(Fail, match="does not report"):
+        check_mpy(None, (6, 3))
+    assert mpy_cross_version()[0] == 6
 
 
 def test_host_deps_from_an_index(index, tmp_path):
@@ -308,7 +313,7 @@ def test_sim_view_on_a_terminal_redraws_one_card():
             return True
 
     out = Terminal()
-    view = deploy.Entities("fireant/{device}/status", "fireant/{device}/stats", out)
+    view = Entities("fireant/{device}/status", "fireant/{device}/stats", out)
     view.status("fireant/n-1/status", "online")
     for seq, t in enumerate((20.0, 21.0, 22.0), 1):
         view.reading({"device": "n-1", "location": "attic", "seq": seq, "temperature_C": t, "humidity": 50.0}, 0)
@@ -515,7 +520,7 @@ def test_romfs_deploy_boots_from_rom_then_writes_nothing(esp8266_romfs, index, s
     out = p.stdout
     assert "Layout: .mpy files on the filesystem (--layout files on an ESP8266" in out
     tmp_lib = os.path.join(board.flash, "lib")
-    with open(os.path.join(tmp_lib, deploy.DEPS_MARKER), "w") as f:  # as a mip install leaves it
+    with open(os.path.join(tmp_lib, DEPS_MARKER), "w") as f:  # as a mip install leaves it
         f.write("[]")
     assert os.path.exists(os.path.join(board.flash, "app", "node.mpy"))
     assert os.path.exists(os.path.join(tmp_lib, "mqtt_as", "__init__.mpy"))
@@ -534,7 +539,7 @@ def test_romfs_deploy_boots_from_rom_then_writes_nothing(esp8266_romfs, index, s
     assert "Deleting app/node.mpy" in out and "Deleting app/" in out
     assert "Install with mip" not in out and len(index.requests) == requests  # nothing from the index
     assert "Uploading" not in out and "Unchanged: 4 files" in out  # the files deploy put them there
-    assert "Deleting %s/%s" % (tmp_lib, deploy.DEPS_MARKER) in out
+    assert "Deleting %s/%s" % (tmp_lib, DEPS_MARKER) in out
     assert "app: sim-node starting" in out
     flash = snapshot(board.flash)
     assert sorted(flash) == ["boot.py", "config.json", "main.py", "secrets.json"]  # no app/, no libraries, no marker
@@ -648,9 +653,9 @@ def test_romfs_without_libraries_is_one_line(esp8266_romfs, index, settings, tmp
 
     monkeypatch.setattr(paths, "LIB", str(empty))
     monkeypatch.setenv("FIREANT_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(deploy.Fail, match=r"neither lib/ nor the cache .* has mqtt_as and primitives, which go into "
+    with pytest.raises(Fail, match=r"neither lib/ nor the cache .* has mqtt_as and primitives, which go into "
                                           r"the ROMFS image: run python deploy.py deps --host .* or ./fireant upstream"):
-        deploy.host_libs(None, "go into the ROMFS image")
+        host_libs(None, "go into the ROMFS image")
 
 
 def test_layout_frozen_needs_a_firmware_with_app_frozen_in(board, index, settings):
