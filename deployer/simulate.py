@@ -111,12 +111,18 @@ def _sim_cpython(args, raw, broker):
                 await asyncio.Event().wait()
             await asyncio.sleep(args.seconds)
 
+    # The board's filesystem (spool/, overrides.json) is a scratch directory, as
+    # the unix port's below: not wherever deploy.py was started.
+    here, work = os.getcwd(), tempfile.mkdtemp(prefix="fireant-sim-")
+    os.chdir(work)
     try:
         with contextlib.redirect_stdout(_Log(view)):
             asyncio.run(run())
     except KeyboardInterrupt:
         pass
     finally:
+        os.chdir(here)
+        shutil.rmtree(work, ignore_errors=True)
         time.sleep(0.3)  # the last acknowledged readings are on their way to the table
         c.loop_stop()
         c.disconnect()

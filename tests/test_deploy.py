@@ -294,8 +294,13 @@ def test_host_deps_without_network_is_one_line_and_leaves_lib(tmp_path):
 
 
 def test_sim_shows_home_assistant_style_entities_from_mosquitto():
+    before = set(os.listdir(ROOT))
     p = run("sim", "--seconds", "4", "--interval", "0.5", "--day-s", "4", timeout=60)
     assert p.returncode == 0, p.stderr
+    # The sim board's flash (a spool of readings queued at Ctrl-C, a command's
+    # overrides.json) is a scratch directory: a leftover spool/ here would be
+    # published first by the next run.
+    assert set(os.listdir(ROOT)) <= before, set(os.listdir(ROOT)) - before
     rows = [re.match(r"fireant-\S+ +Temperature (-?\d+\.\d) \u00b0C  Humidity (\d+\.\d) %  \(seq (\d+)\)", ln)
             for ln in p.stdout.splitlines()]
     rows = [m.groups() for m in rows if m]
