@@ -90,6 +90,12 @@ def reset():
     machine.reset()
 
 
+def deepsleep(ms):
+    """Power down for ms, then boot again (battery mode). Never returns on a board;
+    an ESP8266 wakes only with GPIO16 wired to RST."""
+    machine.deepsleep(ms)
+
+
 def status_name(code):
     """A station status in words, for the log."""
     for name in ("WRONG_PASSWORD", "NO_AP_FOUND", "CONNECTING", "IDLE", "GOT_IP", "CONNECT_FAIL"):

@@ -51,6 +51,9 @@ SCHEMA = (
     ("spool.size", "int", 17280, (0, 1000000)),
     ("mqtt.window", "int", 16, (1, 64)),
     ("mqtt.reconnect_spread_s", "num", 8, (0, 300)),
+    # Battery mode (app/sleep.py): deep sleep between samples; 0: always on.
+    ("sleep.interval_s", "num", 0, (0, 86400)),
+    ("sleep.awake_s", "num", 20, (1, 300)),
     # Calibration and filters (app/filters.py, loaded only when one is set): README "Filters".
     ("filter.temperature_offset", "num", 0, (-50, 50)),
     ("filter.temperature_multiply", "num", 1, (0.1, 10)),
@@ -181,6 +184,14 @@ def validate(raw, min_interval_s=None, platform=None):
     if 0 < cfg["ntp"]["resync_s"] < 60:
         _fail("ntp.resync_s", "0 (no clock: readings say \"ts\": null) or at least 60 s (be kind to the pool), got %s"
               % cfg["ntp"]["resync_s"])
+    sleep = cfg["sleep"]
+    if sleep["interval_s"]:
+        if sleep["interval_s"] <= sleep["awake_s"]:
+            _fail("sleep.interval_s", "must be longer than sleep.awake_s (%s s), or 0 (always on), got %s"
+                  % (sleep["awake_s"], sleep["interval_s"]))
+        if not cfg["spool"]["size"]:
+            _fail("sleep.interval_s", "needs spool.size: readings not sent within sleep.awake_s wait on flash "
+                                      "for the next wake")
     device = cfg["device"]
     if device and not all(c in _HOST_CHARS or c == "_" for c in device):
         _fail("device", "may hold only letters, digits, - and _ (it is the MQTT client id and a topic "
@@ -225,6 +236,10 @@ def validate(raw, min_interval_s=None, platform=None):
         if ha["discovery"]:
             _fail("ha.discovery", "an ESP8266 has not the heap for it (35 KB, of the 30-35 KB it leaves free; "
                                   "docs/ha.md): set it to null or false, or use an ESP32")
+        if sleep["interval_s"]:
+            _fail("sleep.interval_s", "an ESP8266 has not the heap for battery mode: it keeps what a wake could "
+                                      "not send in the flash spool (more than 33 KB on the ESP8266 model, of the "
+                                      "30-35 KB it leaves free; docs/esp8266.md): set it to 0, or use an ESP32")
         # Off unless set; refused when set on.
         for key, off, why in (
                 ("ntp.resync_s", 0, "the clock beside the backlog drain (35 KB on the ESP8266 model, of the 30-35 "

@@ -43,6 +43,7 @@ class Inbox:
         self.wait = 0  # ms from the last of them to the next try
         self.failed = ticks_ms()  # when the last of them failed (read only while fails > 0)
         self.waking = False  # a wake-up is set for the end of the wait
+        self.rounds = 0  # passes of run() done: battery mode (app/sleep.py) waits for one
 
     def connected(self):
         self.connect = True
@@ -160,3 +161,4 @@ async def run(node, inbox, fw):
             log("cmd", "%d commands came while one was handled: ignored" % n)
             await client.publish(fw.cmd_result, b'{"ok": false, "error": "busy: %d commands ignored, '
                                                  b'send one at a time"}' % n, False, 1)
+        inbox.rounds += 1

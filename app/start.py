@@ -70,6 +70,13 @@ def build(cfg, files=("config.json", "secrets.json")):
     s, q, m, device = cfg["sensor"], cfg["queue"]["size"], cfg["mqtt"], node.device
     node.interval_ms = int(s["interval_s"] * 1000)
     fw.sensor_type = s["type"]
+    sleep_ms = int(cfg["sleep"]["interval_s"] * 1000)
+    if sleep_ms:  # battery mode: one reading per wake, the wake's own seq carried on
+        from . import sleep
+
+        if sleep.resume(node):
+            cfg["ha"]["discovery"] = False  # announced at power-on, retained
+        node.interval_ms = sleep_ms
     fw.files = files
     fw.backlog = Backlog(node, q, cfg["spool"]["size"])
     fw.sensor = board.Sensor(s["type"], s["pin"])
@@ -100,11 +107,14 @@ def build(cfg, files=("config.json", "secrets.json")):
         from .inbox import run
 
         fw.jobs.append(("inbox", run, (node, inbox, fw)))
+    if sleep_ms:
+        fw.jobs.append(("sleep", sleep.run, (fw, sleep_ms, int(cfg["sleep"]["awake_s"] * 1000))))
     if node.first_sync:  # ntp.resync_s 0: no clock task, readings say "ts": null
         from . import clock
 
         fw.jobs.append(("clock", clock.run, (node, c["ntp"])))
-    log("app", "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q))
+    log("app", "%s starting: %s every %s s%s, queue %d" % (
+        device, s["type"], cfg["sleep"]["interval_s"] or s["interval_s"], " asleep between" if sleep_ms else "", q))
     return fw
 
 

@@ -16,7 +16,7 @@ import time
 
 from sim import firmware  # noqa: F401  (puts the sim board on sys.path first)
 
-from . import clock, drain, esp8266, features, filters, fleet, heap, metrics
+from . import battery, clock, drain, esp8266, features, filters, fleet, heap, metrics
 from .scenarios import BLOCKING, FIREANT, SCENARIOS, run_scenario
 
 SHOWN = metrics.FIGURES
@@ -27,9 +27,10 @@ FILTERS = "filters"  # nor this: the heap cost of app/filters.py, loaded only wh
 CLOCK = "clock"  # nor this: the heap cost of the clock (NTP) and the periodic telemetry
 FLEET = "fleet"  # nor this: N firmware processes on a RabbitMQ cluster (bench/fleet.py)
 DRAIN = "drain"  # nor this: a 1000-reading backlog drained, window against one PUBACK at a time
+BATTERY = "battery"  # nor this: battery mode's awake time per sample
 # Rows with a module of their own: module.TITLE, measure(short), section(entry).
-MODULES = {FEATURES: features, FILTERS: filters, CLOCK: clock, DRAIN: drain}
-HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, DRAIN, FLEET)  # rows outside the fault table
+MODULES = {FEATURES: features, FILTERS: filters, CLOCK: clock, DRAIN: drain, BATTERY: battery}
+HEAP_ROWS = (UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, DRAIN, BATTERY, FLEET)  # rows outside the fault table
 
 
 def _rounded(v):
@@ -86,7 +87,7 @@ def run(names=None, short=False, log_path=None, progress=None, fleet_n=fleet.DEF
     """Run the named scenarios (all but the fleet by default: it needs RabbitMQ and
     takes minutes) and return {name: entry}. The firmware's log goes to log_path
     (a temporary file by default)."""
-    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, DRAIN, FLEET]
+    known = list(SCENARIOS) + [UNIX_PORT, ESP8266_MODEL, FEATURES, FILTERS, CLOCK, DRAIN, BATTERY, FLEET]
     names = list(names or known[:-1])
     unknown = [n for n in names if n not in known]
     if unknown:

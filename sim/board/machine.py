@@ -40,6 +40,24 @@ def reset():
         sys.exit(0)
 
 
+sleeps = []  # machine.deepsleep() calls (ms), for tests
+
+
+def deepsleep(ms=0):
+    """A board powers down: nothing after the call runs, no finally, no goodbye;
+    the next run in the same directory is its wake. Under MicroPython the process
+    is killed (SIGTERM from a shell: the unix port has no os._exit); in-process
+    (CPython tests) the call is recorded and returns."""
+    sleeps.append(ms)
+    print("machine: deepsleep %d ms" % ms)
+    if sys.implementation.name == "micropython":
+        import os
+
+        os.system("kill -TERM $PPID")
+        while True:  # until the signal lands
+            pass
+
+
 class RTC:
     """Setting it moves the process's clock where libfaketime runs it (tests of a
     board whose clock reads 2000): FAKETIME_TIMESTAMP_FILE holds the offset from

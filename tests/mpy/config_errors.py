@@ -37,6 +37,9 @@ BAD = (
     {"mqtt": {"server": "b"}, "filter": {"window": 16}},
     {"mqtt": {"server": "b"}, "filter": {"temperature_multiply": 0}},
     {"mqtt": {"server": "b"}, "filter": {"heartbeat_s": 10, "throttle_s": 60}},
+    {"mqtt": {"server": "b"}, "sleep": {"interval_s": 20}},
+    {"mqtt": {"server": "b"}, "sleep": {"interval_s": 300}, "spool": {"size": 0}},
+    {"mqtt": {"server": "b"}, "sleep": {"interval_s": -1}},
 )
 
 for raw in BAD:
@@ -47,7 +50,8 @@ for raw in BAD:
         print(e)
 
 for raw in ({"mqtt": {"server": "b", "tls": True, "ca": "ca.pem"}}, {"mqtt": {"server": "b", "tls": True}},
-            {"mqtt": {"server": "b"}, "queue": {"size": 500}}, {"mqtt": {"server": "b"}, "sensor": {"pin": 7}}):
+            {"mqtt": {"server": "b"}, "queue": {"size": 500}}, {"mqtt": {"server": "b"}, "sensor": {"pin": 7}},
+            {"mqtt": {"server": "b"}, "sleep": {"interval_s": 300}}):
     try:
         validate(raw, platform="esp8266")
     except ConfigError as e:
