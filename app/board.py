@@ -25,6 +25,11 @@ def clock_set():
     return time.gmtime(time.time())[0] >= 2025
 
 
+def utc():
+    """The real-time clock in UTC seconds since 1970 (the boards count from 2000)."""
+    return int(time.time()) + (946684800 if time.gmtime(0)[0] == 2000 else 0)
+
+
 def set_clock(utc):
     """Set the real-time clock to utc, seconds since 1970 (the boards count from 2000)."""
     tm = time.gmtime(utc - (946684800 if time.gmtime(0)[0] == 2000 else 0))
@@ -91,8 +96,9 @@ def reset():
 
 
 def deepsleep(ms):
-    """Power down for ms, then boot again (battery mode). Never returns on a board;
-    an ESP8266 wakes only with GPIO16 wired to RST."""
+    """Power down for ms, then boot again (battery mode). Never returns on a board.
+    An ESP32 keeps its real-time clock running; an ESP8266 wakes only with GPIO16
+    wired to RST, after at most ~71 min (its timer counts microseconds in 32 bits)."""
     machine.deepsleep(ms)
 
 

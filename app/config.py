@@ -186,9 +186,9 @@ def validate(raw, min_interval_s=None, platform=None):
               % cfg["ntp"]["resync_s"])
     sleep = cfg["sleep"]
     if sleep["interval_s"]:
-        if sleep["interval_s"] <= sleep["awake_s"]:
-            _fail("sleep.interval_s", "must be longer than sleep.awake_s (%s s), or 0 (always on), got %s"
-                  % (sleep["awake_s"], sleep["interval_s"]))
+        if sleep["interval_s"] < sleep["awake_s"] + 5:
+            _fail("sleep.interval_s", "must be at least sleep.awake_s (%s s) + 5 s (the goodbye's bounded waits), "
+                                      "or 0 (always on), got %s" % (sleep["awake_s"], sleep["interval_s"]))
         if not cfg["spool"]["size"]:
             _fail("sleep.interval_s", "needs spool.size: readings not sent within sleep.awake_s wait on flash "
                                       "for the next wake")

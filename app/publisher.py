@@ -17,15 +17,18 @@ mqtt_as contracts this module is built around:
   sent for again on the same connection, as mqtt_as's publish() does with DUP:
   TCP delivers on a live connection, and the second PUBACK that brings makes
   mqtt_as drop the connection ("Invalid pid"). A dead link is left to mqtt_as's
-  keepalive;
+  keepalive; a live one that answers pings but not a PUBLISH is given up after
+  as long as mqtt_as's publish() would wait (response time, then max_repubs
+  more), and the window goes again on a new connection;
 - it sends len() of what it is given as the length: a str with a character
   outside ASCII is longer on the wire, so topics and payloads go out as bytes.
 """
 from array import array
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from .node import sleep_ms
+from .node import log, sleep_ms
 
 _POLL_MS = const(10)  # how often PUBACKs are looked for while readings are on their way
 _MASK = const(0x3FFFFFFF)
@@ -74,6 +77,8 @@ async def run(node, client, backlog, cfg, readings, window=16):
     to, start = readings
     boot = node.boot.encode()
     pids = array("H", bytearray(2 * window))  # in flight: the oldest `sent` available readings
+    patience = client.patience_ms
+    since = ticks_ms()  # the oldest of them was sent, or a PUBACK came
     sent = 0
     gen = backlog.gen
     spooled = False  # the window holds spooled readings (else RAM ones)
@@ -112,6 +117,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
         while n < sent and pids[n] not in client.rcv_pids:
             n += 1
         if n:
+            since = ticks_ms()
             backlog.done(n)
             node.published += n
             sent -= n
@@ -120,10 +126,15 @@ async def run(node, client, backlog, cfg, readings, window=16):
             if not spooled:
                 backlog.sending = sent
         try:
+            if sent and ticks_diff(ticks_ms(), since) > patience:
+                log("mqtt", "no PUBACK in %d ms on a live connection: connecting again" % patience)
+                raise OSError(-1)
             avail = backlog.available()
             if not sent:
                 spooled = backlog.spool is not None and backlog.spool.n > 0
             while sent < window and sent < avail:
+                if not sent:
+                    since = ticks_ms()
                 pids[sent] = await client.send(to, _message(node, start, boot, backlog.reading(sent)))
                 sent += 1
                 if not spooled:

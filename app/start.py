@@ -74,7 +74,7 @@ def build(cfg, files=("config.json", "secrets.json")):
     if sleep_ms:  # battery mode: one reading per wake, the wake's own seq carried on
         from . import sleep
 
-        if sleep.resume(node):
+        if sleep.resume(node, cfg["ntp"]["resync_s"] > 0):
             cfg["ha"]["discovery"] = False  # announced at power-on, retained
         node.interval_ms = sleep_ms
     fw.files = files
@@ -95,7 +95,7 @@ def build(cfg, files=("config.json", "secrets.json")):
         fw.status.on_connect = inbox.connected
     fw.readings = topic(m["topic"], device), head(device, cfg["location"])
     fw.window = m["window"]
-    node.first_sync = cfg["ntp"]["resync_s"] > 0
+    node.first_sync = cfg["ntp"]["resync_s"] > 0 and node.synced is None  # battery mode: the RTC may know
     # All the tasks read from here on; the rest of the settings is garbage now.
     fw.cfg = c = {"wifi": cfg["wifi"], "ntp": cfg["ntp"], "mqtt": {k: m[k] for k in ("server", "tls", "ca")}}
     fw.jobs = [("heartbeat", heartbeat.run, (node, fw.led)),
@@ -109,7 +109,7 @@ def build(cfg, files=("config.json", "secrets.json")):
         fw.jobs.append(("inbox", run, (node, inbox, fw)))
     if sleep_ms:
         fw.jobs.append(("sleep", sleep.run, (fw, sleep_ms, int(cfg["sleep"]["awake_s"] * 1000))))
-    if node.first_sync:  # ntp.resync_s 0: no clock task, readings say "ts": null
+    if cfg["ntp"]["resync_s"] > 0:  # 0: no clock task, readings say "ts": null
         from . import clock
 
         fw.jobs.append(("clock", clock.run, (node, c["ntp"])))

@@ -1,7 +1,7 @@
 """Battery mode (issue 12, point 6): how long a wake keeps the radio on.
 
 The firmware on the 64-bit unix port (mpy build, the real mqtt_as against a
-Mosquitto), sleep.interval_s 4 s, sleep.awake_s 3 s, woken WAKES times on one
+Mosquitto), sleep.interval_s 8 s, sleep.awake_s 3 s (the host starts the next wake at once), woken WAKES times on one
 directory, as a board wakes from deep sleep: the first a power-on (Home Assistant
 discovery goes out then), one with no Wi-Fi (its reading waits on flash for the
 next), the rest ordinary wakes. Each wake's awake time is the firmware's own
@@ -19,7 +19,7 @@ from sim.firmware import sim_config
 from sim.mosquitto import Mosquitto
 
 TITLE = "battery mode: awake time per sample (unix port, real mqtt_as)"
-INTERVAL_S, AWAKE_S = 4, 3
+INTERVAL_S, AWAKE_S = 8, 3
 WAKES = 8
 _AWAKE = re.compile(r"sleep: awake (\d+) ms; (\d+) readings kept on flash")
 

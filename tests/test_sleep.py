@@ -15,6 +15,7 @@ import machine  # the sim board's (sim.firmware, via conftest, put it on the pat
 from sim import paths, unixport
 from sim.firmware import running, sim_config
 from sim.mosquitto import Subscriber
+from sim.ntpserver import ThreadedNtpServer
 
 
 async def until(predicate, timeout):
@@ -23,7 +24,7 @@ async def until(predicate, timeout):
         assert time.monotonic() < end, "timed out"
         await asyncio.sleep(0.05)
 
-INTERVAL_S, AWAKE_S = 4, 3
+INTERVAL_S, AWAKE_S = 7, 2  # the wakes follow each other at once: the host does not sleep them out
 
 
 def _config(broker, **extra):
@@ -39,9 +40,9 @@ async def test_a_wake_publishes_its_reading_says_asleep_and_sleeps_out_the_inter
             await until(lambda: machine.sleeps, 10)
             seq, boot = fw.node.seq, fw.node.boot
         assert seq == 1 and [r["seq"] for r in watcher.readings()] == [1]  # one reading a wake
-        assert 0 < machine.sleeps[0] <= INTERVAL_S * 1000 - 100  # the rest of the interval, not all of it
+        assert 1000 <= machine.sleeps[0] <= INTERVAL_S * 1000 - 100  # the rest of the interval, not all of it
         await until(lambda: watcher.on("fireant/sim-node/status")[-1][2] == "asleep", 5)
-        assert (tmp_path / "wake").read_text() == "%s 1" % boot  # what the next wake carries on
+        assert (tmp_path / "wake").read_text() == "1"  # the seq the next wake carries on
     finally:
         watcher.close()
 
@@ -51,21 +52,28 @@ def _needs_real():
         pytest.skip("the real mqtt_as is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
 
 
-def test_wakes_carry_seq_on_and_an_offline_wake_keeps_its_reading_for_the_next(broker, tmp_path):
+def test_wakes_carry_seq_on_and_an_offline_wake_keeps_its_reading_for_the_next(broker, tmp_path, monkeypatch):
     """Four wakes on one directory; the third finds no Wi-Fi: its reading waits on
-    flash and goes out first on the fourth. One boot id, seq 1..4, each once, in order."""
+    flash and goes out first on the fourth, with the time it was taken (the
+    real-time clock runs through deep sleep). seq 1..4, each once, in order; each
+    wake a boot id of its own (its uptime counts from its own start)."""
     _needs_real()
-    raw = _config(broker)
-    wakes = []
-    for board in ({}, {}, {"link": False}, {}):
-        r = unixport.run(raw, heapsize="256K", build="mpy", libs="real", broker=broker, seconds=AWAKE_S + 10,
-                         workdir=str(tmp_path), board=board)
-        assert r.logged("machine: deepsleep") and not r.logged("Traceback"), r.output()
-        assert not r.logged("app: Ctrl-C") and not r.logged("app: stopped")  # nothing ran after the sleep
-        wakes.append(r)
+    with ThreadedNtpServer() as ntp:
+        monkeypatch.setenv("FIREANT_SIM_NTP_PORT", str(ntp.port))
+        raw = _config(broker, ntp={"server": "127.0.0.1", "resync_s": 3600})
+        wakes, started = [], []
+        for board in ({}, {}, {"link": False}, {}):
+            started.append(time.time())
+            r = unixport.run(raw, heapsize="256K", build="mpy", libs="real", broker=broker, seconds=AWAKE_S + 10,
+                             workdir=str(tmp_path), board=board)
+            assert r.logged("machine: deepsleep") and not r.logged("Traceback"), r.output()
+            assert not r.logged("app: Ctrl-C") and not r.logged("app: stopped")  # nothing ran after the sleep
+            wakes.append(r)
     got = [(x["boot"], x["seq"]) for r in wakes for x in r.readings()]
     assert [s for _, s in got] == [1, 2, 3, 4], got  # the offline wake's 3 before the fourth's own 4
-    assert len({b for b, _ in got}) == 1, got  # a wake is not a new boot
+    assert len({b for b, _ in got}) == 4, got
+    late = [x for x in wakes[3].readings() if x["seq"] == 3][0]
+    assert started[2] - 1 <= late["ts"] <= started[3], (late, started)  # taken in the third wake, not sent then
     offline = wakes[2]
     assert offline.logged("sleep: awake") and "1 readings kept on flash" in offline.logged("sleep: awake")[0]
     assert not offline.readings()
