@@ -100,9 +100,6 @@ def make(cfg, device, station, status, subs_cb=None):
             params["cert_reqs"] = ssl.CERT_REQUIRED
         c["ssl_params"] = params
     client = Client(c)
-    # How long a reading's PUBACK may take on a live connection (app/publisher.py):
-    # as long as mqtt_as's publish() waits, its first try and max_repubs more.
-    client.patience_ms = m["response_time_s"] * 1000 * (c["max_repubs"] + 1)
     client.spread_ms = int(m["reconnect_spread_s"] * 1000)  # each reconnect waits a random part of it
     client.tls = c["ssl_params"]  # the dict mqtt_as wraps each connection with
     # mqtt_as reaches the radio only through _sta_if (pinned commit): it gets a

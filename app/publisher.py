@@ -24,11 +24,10 @@ mqtt_as contracts this module is built around:
   outside ASCII is longer on the wire, so topics and payloads go out as bytes.
 """
 from array import array
-from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from .node import log, sleep_ms
+from .node import sleep_ms
 
 _POLL_MS = const(10)  # how often PUBACKs are looked for while readings are on their way
 _MASK = const(0x3FFFFFFF)
@@ -69,6 +68,7 @@ def _message(node, head, boot, r):
 
 async def run(node, client, backlog, cfg, readings, window=16):
     """readings: (the readings' topic, the head of their JSON), as bytes."""
+    from time import ticks_diff, ticks_ms  # locals: the module's dict stays as small (an ESP8266's heap)
     if not node.client_started:  # a restarted publisher must not connect twice
         from . import connect
 
@@ -77,7 +77,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
     to, start = readings
     boot = node.boot.encode()
     pids = array("H", bytearray(2 * window))  # in flight: the oldest `sent` available readings
-    patience = client.patience_ms
+    patience = client._response_time * (client._max_repubs + 1)  # mqtt_as's publish(): its try, its repubs
     since = ticks_ms()  # the oldest of them was sent, or a PUBACK came
     sent = 0
     gen = backlog.gen
@@ -127,6 +127,8 @@ async def run(node, client, backlog, cfg, readings, window=16):
                 backlog.sending = sent
         try:
             if sent and ticks_diff(ticks_ms(), since) > patience:
+                from .node import log
+
                 log("mqtt", "no PUBACK in %d ms on a live connection: connecting again" % patience)
                 raise OSError(-1)
             avail = backlog.available()

@@ -129,7 +129,7 @@ class MQTT_base:
         granted = self._wire.subscribe(topic, qos)  # raises OSError on a dead link
         t = ticks_ms()
         while granted() is None:
-            if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
+            if ticks_diff(ticks_ms(), t) > self._response_time or not self.isconnected():
                 raise OSError(-1)
             await _sleep_ms(100)
         if granted() >= 0x80:
@@ -149,12 +149,12 @@ class MQTT_base:
         while True:
             t = ticks_ms()
             while pid in self.rcv_pids:
-                if ticks_diff(ticks_ms(), t) > self._response_ms or not self.isconnected():
+                if ticks_diff(ticks_ms(), t) > self._response_time or not self.isconnected():
                     break
                 await _sleep_ms(100)
             else:
                 return
-            if count >= self._c["max_repubs"] or not self.isconnected():
+            if count >= self._max_repubs or not self.isconnected():
                 raise OSError(-1)
             async with self.lock:
                 await self._publish(topic, msg, retain, qos, 1, pid)
@@ -190,7 +190,8 @@ class MQTTClient(MQTT_base):
         p = config["ping_interval"] * 1000
         if p and p < self._ping_interval:
             self._ping_interval = p
-        self._response_ms = config["response_time"] * 1000
+        self._response_time = config["response_time"] * 1000  # upstream's names: app/publisher.py reads them
+        self._max_repubs = config["max_repubs"]
         self._sta_if = network.WLAN(network.STA_IF)
         self._sta_if.active(True)
         self._wire = _transport(MQTT_TRANSPORT)(self)
@@ -385,7 +386,7 @@ class MQTTClient(MQTT_base):
         except OSError:
             return False
         t0 = ticks_ms()
-        while ticks_diff(ticks_ms(), t0) < self._response_ms:
+        while ticks_diff(ticks_ms(), t0) < self._response_time:
             await _sleep_ms(100)
             if ticks_diff(self.last_rx, t) > 0:
                 return True

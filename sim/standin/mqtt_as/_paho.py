@@ -139,7 +139,7 @@ class Transport:
         self._paho = c
         threading.Thread(target=run, daemon=True, name="paho").start()
         try:
-            await asyncio.wait_for(done, self._client._response_ms / 1000)
+            await asyncio.wait_for(done, self._client._response_time / 1000)
         except asyncio.TimeoutError:
             raise OSError(-1, "Timeout on socket read")
         self._up = True
