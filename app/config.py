@@ -22,6 +22,7 @@ SCHEMA = (
     ("wifi.timeout_s", "num", 20, (1, 300)),
     ("wifi.backoff_min_s", "num", 1, (0.1, 3600)),
     ("wifi.backoff_max_s", "num", 60, (0.1, 3600)),
+    ("wifi.portal_after_s", "num", 600, (0, 86400)),
     ("mqtt.server", "str", REQUIRED, 253),
     ("mqtt.port", "int", 0, (0, 65535)),
     ("mqtt.user", "str", "", 128),
@@ -167,6 +168,9 @@ def validate(raw, min_interval_s=None, platform=None):
     wifi, mqtt = cfg["wifi"], cfg["mqtt"]
     if wifi["backoff_max_s"] < wifi["backoff_min_s"]:
         _fail("wifi.backoff_max_s", "must not be below wifi.backoff_min_s")
+    if 0 < wifi["portal_after_s"] < 60:
+        _fail("wifi.portal_after_s", "0 (never: no wifi.ssid means sensing only) or at least 60 s (the provisioning "
+                                     "portal stops the readings), got %s" % wifi["portal_after_s"])
     if wifi["ap_ssid"] and len(wifi["ap_password"]) < 8:
         _fail("wifi.ap_password", "must have at least 8 characters (WPA2) when wifi.ap_ssid is set")
     if not mqtt["server"]:
