@@ -238,7 +238,10 @@ def validate(raw, min_interval_s=None, platform=None):
                                   "the 30-35 KB it leaves free; docs/esp8266.md): set it to 0 (queue.size readings "
                                   "are kept, in RAM), or use an ESP32"),
                 ("mqtt.cmd_topic", "", "commands (41 KB to handle one, of the 30-35 KB it leaves free; docs/ha.md): "
-                                       "set it to \"\", or use an ESP32")):
+                                       "set it to \"\", or use an ESP32"),
+                ("wifi.portal_after_s", 0, "the provisioning portal (microdot and the validator: 40 KB on the "
+                                           "ESP8266 model, of the 30-35 KB it leaves free; docs/provisioning.md): "
+                                           "set it to 0 (no wifi.ssid: sensing only), or use an ESP32")):
             section, name = _split(key)
             if _lookup(raw, key) is REQUIRED:
                 cfg[section][name] = off

@@ -11,11 +11,12 @@ left empty keeps the one set. microdot (lib/, pinned in package.json) is the
 web server; only its core module, loaded here and nowhere else.
 """
 import asyncio
+import gc
 import json
 import os
 
 from . import board
-from .node import log
+from .node import forget, log
 
 # The form's fields: (name, settings key, secret?). Secrets: empty keeps the one set.
 _FIELDS = (("ssid", "wifi.ssid", False), ("wifi_password", "wifi.password", True),
@@ -98,8 +99,6 @@ def save(form, config, secrets):
     """Check the posted settings with the validator, over what the files hold;
     write both files when they pass. Returns the problem (a ConfigError's
     message), or None: written."""
-    from .config import ConfigError, merge, validate
-
     cfg, sec = _read(config), _read(secrets)
     for name, key, secret in _FIELDS:
         value = form.get(name, "")
@@ -112,10 +111,17 @@ def save(form, config, secrets):
         _put(cfg, key, value)
     if not _get(cfg, "wifi.ssid"):
         return "config: wifi.ssid: must not be empty (the network the node is to join)"
+    gc.collect()
+    from .config import ConfigError, merge, validate
+
     try:
         validate(merge(json.loads(json.dumps(cfg)), sec), board.min_interval_s(), board.platform())
     except ConfigError as e:
         return str(e)
+    finally:
+        del ConfigError, merge, validate
+        forget("config")  # the validator is ~7 KB on an ESP8266: the page's heap between POSTs
+        gc.collect()
     _write(secrets, sec)
     _write(config, cfg)
     return None

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import deploy
+from sim import paths
 from sim.emulator import Emulator
 from sim.firmware import sim_config
 from sim.mipindex import PackageIndex, standin_packages
@@ -62,7 +63,12 @@ def snapshot(flash):
 
 @pytest.fixture(scope="module")
 def index():
-    with PackageIndex(standin_packages(), [version for _, version in deploy.pins()]) as idx:
+    packages = standin_packages()
+    lib = paths.lib_dir()  # microdot has no stand-in: the real module where the host has it
+    if lib:
+        with open(os.path.join(lib, "microdot.py"), "rb") as f:
+            packages["microdot"] = {"microdot.py": f.read()}
+    with PackageIndex(packages, [version for _, version in deploy.pins()]) as idx:
         yield idx
 
 
@@ -112,7 +118,8 @@ def test_package_json_lists_every_firmware_file():
         version = re.search(r'^VERSION = b"([^"]+)"', f.read(), re.M).group(1)
     assert pkg["version"] == version  # mip's package and the telemetry name one release
     deps = dict(pkg["deps"])
-    assert set(deps) == {"github:peterhinch/micropython-mqtt", "github:peterhinch/micropython-async/v3/primitives"}
+    assert set(deps) == {"github:peterhinch/micropython-mqtt", "github:peterhinch/micropython-async/v3/primitives",
+                         "github:miguelgrinberg/microdot/src/microdot/microdot.py"}
     for version in deps.values():
         assert len(version) == 40 and int(version, 16) >= 0  # a commit, not a moving branch
     assert deploy.pins() == [tuple(d) for d in pkg["deps"]]

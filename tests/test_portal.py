@@ -88,6 +88,18 @@ def test_portal_after_s_is_validated(value, ok):
             validate(raw)
 
 
+def test_an_esp8266_has_not_the_heap_for_the_portal():
+    raw = _unconfigured()
+    raw["spool"] = {}
+    raw["ntp"] = {}
+    del raw["queue"]
+    cfg = _validate(raw, board.min_interval_s(), "esp8266")
+    assert cfg["wifi"]["portal_after_s"] == 0 and start.portal(cfg) is None  # off unless set: sensing only
+    raw["wifi"]["portal_after_s"] = 600
+    with pytest.raises(ConfigError, match="wifi.portal_after_s: an ESP8266 has not the heap for the provisioning"):
+        _validate(raw, board.min_interval_s(), "esp8266")
+
+
 async def test_the_wifi_task_gives_up_after_portal_after_s_without_a_link(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = validate(sim_config())["wifi"]
