@@ -8,7 +8,10 @@ gc.collect() every HEAP_EVERY_MS, its peak and its steady median, and the
 difference to "off". Then on the ESP8266 model (ROMFS), the smallest heap with
 the defaults (both off there), bisected in 1 KB steps. Both are refused on an
 ESP8266 by the validator: their figures (commands 33 KB idle, 41 KB handling
-one; discovery 35 KB), measured before that rule, are in docs/ha.md.
+one; discovery 35 KB), measured before that rule, are in docs/ha.md. The
+provisioning portal (app/portal.py) runs instead of the tasks: its row is the
+portal alone (page, a refused POST, a saved one, the reset); refused on an
+ESP8266 too (40 KB on the model, measured before that rule: docs/provisioning.md).
 """
 import json
 import statistics
@@ -124,21 +127,6 @@ def _portal(broker):
             "heap_steady_bytes": int(statistics.median(samples)) if samples else None, "ok": ok}
 
 
-def _model_portal():
-    """The smallest ESP8266 model heap (ROMFS) the portal runs in, 1 KB steps."""
-    tried = {}
-    with Mosquitto() as broker:
-        lo, hi = 20, 40
-        if not portal_run(broker, "%dK" % hi, "esp8266", 0)[1]:
-            return {"smallest_heap_k": None, "tried": {str(hi): False}}
-        tried[str(hi)] = True
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            tried[str(mid)] = ok = portal_run(broker, "%dK" % mid, "esp8266", 0)[1]
-            lo, hi = (lo, mid) if ok else (mid, hi)
-    return {"smallest_heap_k": hi, "tried": tried}
-
-
 def measure(short=False):
     out = {"title": TITLE, "unix_port": {}, "esp8266_model": {}}
     with Mosquitto() as broker:
@@ -161,7 +149,6 @@ def measure(short=False):
         out["esp8266_model"]["error"] = why or "no real mqtt_as"
         return out
     out["esp8266_model"]["off"] = _model_smallest("off")
-    out["esp8266_model"]["portal"] = _model_portal()
     out["esp8266_model"]["refused"] = "commands and discovery: refused on an ESP8266 by the validator (docs/ha.md)"
     return out
 
@@ -190,9 +177,6 @@ def section(e):
         lines.append("  ESP8266 model: not measured: %s" % m["error"])
     if "off" in m:
         lines.append("  ESP8266 model (ROMFS) smallest heap, defaults (both off): %s KB" % m["off"]["smallest_heap_k"])
-    if "portal" in m:
-        lines.append("  ESP8266 model (ROMFS) smallest heap, the provisioning portal alone: %s KB"
-                     % m["portal"]["smallest_heap_k"])
     if "refused" in m:
         lines.append("  ESP8266 model: %s" % m["refused"])
     return "\n".join(lines)
