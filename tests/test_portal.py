@@ -259,9 +259,8 @@ def _drive(url, port, broker, shots, seen, stop):
         seen["error"] = "%s: %s" % (type(e).__name__, e)
 
 
-def test_a_browser_provisions_an_unconfigured_node_which_then_publishes(broker, tmp_path, request):
+def test_a_browser_provisions_an_unconfigured_node_which_then_publishes(broker, tmp_path):
     if browser.chromium() is None:
-        request.node.add_report_section("call", "skip", "no chromium (apt-get install chromium)")
         pytest.skip("no chromium: apt-get install chromium (the end-to-end portal test needs a real browser)")
     if not paths.lib_dir():
         pytest.skip("microdot, mqtt_as and primitives are neither in lib/ nor in the cache "
