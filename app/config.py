@@ -239,7 +239,7 @@ def validate(raw, min_interval_s=None, platform=None):
                                   "are kept, in RAM), or use an ESP32"),
                 ("mqtt.cmd_topic", "", "commands (41 KB to handle one, of the 30-35 KB it leaves free; docs/ha.md): "
                                        "set it to \"\", or use an ESP32"),
-                ("wifi.portal_after_s", 0, "the provisioning portal (microdot and the validator: 40 KB on the "
+                ("wifi.portal_after_s", 0, "the provisioning portal (microdot, then the validator: 34 KB on the "
                                            "ESP8266 model, of the 30-35 KB it leaves free; docs/provisioning.md): "
                                            "set it to 0 (no wifi.ssid: sensing only), or use an ESP32")):
             section, name = _split(key)

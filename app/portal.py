@@ -22,11 +22,11 @@ from .node import forget, log
 _FIELDS = (("ssid", "wifi.ssid", False), ("wifi_password", "wifi.password", True),
            ("server", "mqtt.server", False), ("port", "mqtt.port", False), ("user", "mqtt.user", False),
            ("mqtt_password", "mqtt.password", True), ("device", "device", False))
-_REBOOT_MS = 1500  # the "rebooting" page reaches the browser before the AP goes
+_SAVED_MS = 10000  # the "saved" page waits this long for the browser's look before the reset
 
 _HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>%s setup</title><style>body{font-family:sans-serif;max-width:26em;margin:1em auto;padding:0 1em}
-label{display:block;margin-top:.6em}input{width:100%%;box-sizing:border-box;padding:.3em}
+label{display:block;margin-top:.6em}input{width:100%;box-sizing:border-box;padding:.3em}
 .err{background:#fdd;border:1px solid #c00;padding:.5em}.ok{background:#dfd;border:1px solid #080;padding:.5em}
 button{margin-top:1em;padding:.4em 1.5em}</style></head><body><h1>%s</h1>"""
 _FORM = """<form method="post" action="/"><h2>Wi-Fi</h2>
@@ -38,6 +38,10 @@ _FORM = """<form method="post" action="/"><h2>Wi-Fi</h2>
 <label>Password<input name="mqtt_password" type="password" placeholder="%s"></label>
 <h2>Node</h2><label>Device name (empty: %s)<input name="device" value="%s"></label>
 <button type="submit">Save and reboot</button></form></body></html>"""
+# Answers a POST while the validator checks it (the web server stopped meanwhile): asks again till it is back.
+_CHECKING = """<p id="checking">Checking the settings&hellip;</p><script>function again(){fetch("/").then(
+function(){location.replace("/")},function(){setTimeout(again,500)})}setTimeout(again,700)</script>
+<noscript><meta http-equiv="refresh" content="3;url=/"></noscript></body></html>"""
 _DONE = """<p class="ok" id="saved">Saved. Rebooting to join <b>%s</b>; this access point goes away.</p></body></html>"""
 
 
@@ -79,8 +83,24 @@ def _write(path, data):
     os.rename(tmp, path)
 
 
+def _fill(template, values):
+    """template's pieces with values in place of its %s, one after the other:
+    streamed as microdot sends a generator, no whole page in one allocation,
+    which a fragmented ESP8266 heap may not have in one piece."""
+    for i, piece in enumerate(template.split("%s")):
+        yield piece
+        if i < len(values):
+            yield values[i]
+
+
+def _framed(essid, template, values):
+    yield from _fill(_HEAD, (essid, essid))
+    yield from _fill(template, values)
+
+
 def page(essid, config, secrets, form=None, error=None):
-    """The form, filled in with the settings (or what was posted), secrets left out."""
+    """The form, filled in with the settings (or what was posted), secrets left
+    out: the page's pieces, one after the other."""
     cfg, sec = _read(config), _read(secrets)
     shown = []
     for name, key, secret in _FIELDS:
@@ -91,8 +111,10 @@ def page(essid, config, secrets, form=None, error=None):
             shown.append(_esc("" if value is None else value))
             if name == "device":
                 shown.insert(-1, "fireant-" + board.unique_id())
-    err = '<p class="err" id="error">%s</p>' % _esc(error) if error else ""
-    return (_HEAD % (essid, essid)) + err + _FORM % tuple(shown)
+    yield from _fill(_HEAD, (essid, essid))
+    if error:
+        yield '<p class="err" id="error">%s</p>' % _esc(error)
+    yield from _fill(_FORM, shown)
 
 
 def save(form, config, secrets):
@@ -127,43 +149,71 @@ def save(form, config, secrets):
     return None
 
 
-async def run(config, secrets, ap_password, open_ms):
-    """Serve the page until settings are saved (then reset), or for open_ms (0:
-    for ever), then reset: the Wi-Fi task gave up, perhaps only for an outage."""
-    from time import ticks_diff, ticks_ms
+async def _serve(essid, host, port, config, secrets, shown, until):
+    """The web server until a POST (its form, kept in RAM: returned) or, with no
+    POST, until(): None. shown: (form, problem, saved) for the page a GET gets."""
+    import sys
 
     from microdot import Microdot, Response
 
-    essid = "fireant-" + board.unique_id()[-4:]
-    host, port = board.portal_ap(essid, ap_password)
     web = Microdot()
-    done = asyncio.Event()
+    posted = []
 
     @web.route("/", methods=["GET", "POST"])
     async def index(request):
-        if request.method == "GET":
-            body = page(essid, config, secrets)
+        form, problem, saved = shown
+        if request.method == "POST":
+            posted.append({name: request.form.get(name, "") for name, _, _ in _FIELDS} if request.form else {})
+            body = _framed(essid, _CHECKING, ())
+        elif saved:
+            shown[2] = 2  # seen: the reset may come
+            body = _framed(essid, _DONE, (_esc(form.get("ssid")),))
         else:
-            form = request.form or {}
-            problem = save(form, config, secrets)
-            if problem:
-                log("portal", "refused: %s" % problem)
-                body = page(essid, config, secrets, form, problem)
-            else:
-                log("portal", "settings saved for %r: rebooting" % form.get("ssid"))
-                done.set()
-                body = (_HEAD % (essid, essid)) + _DONE % _esc(form.get("ssid"))
+            body = page(essid, config, secrets, form, problem)
         return Response(body, headers={"Content-Type": "text/html; charset=utf-8"})
 
     server = asyncio.create_task(web.start_server(host=host, port=port))
+    while not posted and not until():
+        await asyncio.sleep_ms(100)
+    await asyncio.sleep_ms(300)  # the answer on its way out
+    web.shutdown()
+    try:
+        await asyncio.wait_for_ms(server, 1000)  # the listening socket closed, its task done
+    except Exception:  # noqa: BLE001  (CancelledError, TimeoutError: it is gone either way)
+        pass
+    sys.modules.pop("microdot", None)  # its ~9 KB back for the validator (ESP8266)
+    return posted[0] if posted else None
+
+
+async def run(config, secrets, ap_password, open_ms):
+    """Serve the page until settings are saved (then reset), or for open_ms (0:
+    for ever), then reset: the Wi-Fi task gave up, perhaps only for an outage.
+    A POST is answered at once with a page that asks again in a moment; the web
+    server is then stopped and microdot dropped while the validator checks it,
+    as the two do not fit an ESP8266's heap together, and started again to show
+    the problem or "saved"."""
+    from time import ticks_diff, ticks_ms
+
+    essid = "fireant-" + board.unique_id()[-4:]
+    host, port = board.portal_ap(essid, ap_password)
     log("app", "%s starting: provisioning portal at http://%s:%d/" % (essid, host, port))
     t0 = ticks_ms()
-    while not done.is_set() and not (open_ms and ticks_diff(ticks_ms(), t0) >= open_ms):
-        await asyncio.sleep_ms(250)
-    if done.is_set():
-        await asyncio.sleep_ms(_REBOOT_MS)
-    else:
-        log("portal", "nothing saved in %d s: rebooting to join again" % (open_ms // 1000))
-    web.shutdown()
-    server.cancel()
+    shown = [None, None, 0]
+    while True:
+        form = await _serve(essid, host, port, config, secrets, shown,
+                            lambda: open_ms and ticks_diff(ticks_ms(), t0) >= open_ms)
+        if form is None:
+            log("portal", "nothing saved in %d s: rebooting to join again" % (open_ms // 1000))
+            break
+        gc.collect()
+        problem = save(form, config, secrets)
+        if problem is None:
+            log("portal", "settings saved for %r: rebooting" % form.get("ssid"))
+            shown[:] = [form, None, 1]
+            t1 = ticks_ms()  # the "saved" page for the browser's next look, then the reset
+            await _serve(essid, host, port, config, secrets, shown,
+                         lambda: shown[2] == 2 or ticks_diff(ticks_ms(), t1) >= _SAVED_MS)
+            break
+        log("portal", "refused: %s" % problem)
+        shown[:] = [form, problem, 0]
     board.reset()

@@ -11,7 +11,7 @@ ESP8266 by the validator: their figures (commands 33 KB idle, 41 KB handling
 one; discovery 35 KB), measured before that rule, are in docs/ha.md. The
 provisioning portal (app/portal.py) runs instead of the tasks: its row is the
 portal alone (page, a refused POST, a saved one, the reset); refused on an
-ESP8266 too (40 KB on the model, measured before that rule: docs/provisioning.md).
+ESP8266 too (34 KB on the model, measured before that rule: docs/provisioning.md).
 """
 import json
 import statistics
@@ -95,12 +95,15 @@ def _portal_user(port, seen):
         except OSError as e:  # HTTPError 500: the page's handler failed (a MemoryError): the run says which
             seen.append(e)
 
-    return [(0.5, ask), (1, lambda: ask(dict(good, port="99999"))), (1.5, lambda: ask(good))]
+    # Each POST is answered at once; the page's next GET shows the validator's verdict.
+    return [(0.5, ask), (1, lambda: ask(dict(good, port="99999"))), (2.5, ask), (3, lambda: ask(good)),
+            (4.5, ask)]
 
 
-def portal_run(broker, heapsize, interp="unix", heap_every_ms=HEAP_EVERY_MS):
+def portal_run(broker, heapsize, interp="unix", heap_every_ms=HEAP_EVERY_MS, raw=None):
     """The provisioning portal (app/portal.py) by itself, as it runs: the page,
-    a refused POST, a saved one, then the reset. (Run, whether all of it happened.)"""
+    a refused POST, a saved one, then the reset. (Run, whether all of it happened.)
+    raw: the settings (default: no wifi.ssid)."""
     import socket
     import tempfile
 
@@ -109,14 +112,15 @@ def portal_run(broker, heapsize, interp="unix", heap_every_ms=HEAP_EVERY_MS):
         port = s.getsockname()[1]
     seen = []
     with tempfile.TemporaryDirectory(prefix="fireant-portal-") as work:
-        r = unixport.run(_portal_raw(broker), _portal_user(port, seen), heapsize=heapsize, build="mpy",
+        r = unixport.run(raw or _portal_raw(broker), _portal_user(port, seen), heapsize=heapsize, build="mpy",
                          libs="real", broker=broker, seconds=0, until=lambda r: False, max_seconds=20,
                          workdir=work, interp=interp, portal_port=port, heap_every_ms=heap_every_ms)
         with open(work + "/config.json") as f:
             saved = json.load(f)["wifi"]["ssid"] == "simnet"
     r.answers = seen
     ok = (r.returncode == 0 and r.logged("machine: reset") and r.logged("refused: config: mqtt.port")
-          and saved and all(isinstance(x, bytes) for x in seen) and len(seen) == 3 and not r.logged("MemoryError") and not r.logged("Traceback"))
+          and saved and all(isinstance(x, bytes) for x in seen) and len(seen) == 5 and b"must be between" in seen[2]
+          and b'id="saved"' in seen[4] and not r.logged("MemoryError") and not r.logged("Traceback"))
     return r, ok
 
 

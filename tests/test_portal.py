@@ -170,7 +170,7 @@ def test_bad_input_is_the_validators_message_and_nothing_is_written(tmp_path, fi
             validate(dict(bad, **json.loads(json.dumps(_as_config(form)))))
         assert str(e.value) == problem
     assert _read(config) == before and not os.path.exists(secrets)
-    page = portal.page("fireant-0001", config, secrets, form, problem)
+    page = "".join(portal.page("fireant-0001", config, secrets, form, problem))
     assert 'id="error"' in page and problem.split(":")[1].strip() in page
 
 
@@ -191,7 +191,7 @@ def test_good_input_is_written_whole_secrets_apart_and_never_shown(tmp_path):
     assert sec == {"wifi": {"password": "wifi-pass"}, "mqtt": {"password": "sensor-pass"}}
     assert "pass" not in json.dumps(cfg["wifi"]) + json.dumps(cfg["mqtt"].get("password", ""))
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
-    page = portal.page("fireant-0001", config, secrets)
+    page = "".join(portal.page("fireant-0001", config, secrets))
     assert "wifi-pass" not in page and "sensor-pass" not in page and 'value="simnet"' in page
     assert page.count('placeholder="unchanged"') == 2
     # An empty password field keeps the one set.
@@ -201,7 +201,7 @@ def test_good_input_is_written_whole_secrets_apart_and_never_shown(tmp_path):
 
 def test_the_page_escapes_what_it_shows(tmp_path):
     config, secrets = _files(tmp_path, _unconfigured())
-    page = portal.page("fireant-0001", config, secrets, dict(GOOD, ssid='"><script>x</script>'), "bad <b>")
+    page = "".join(portal.page("fireant-0001", config, secrets, dict(GOOD, ssid='"><script>x</script>'), "bad <b>"))
     assert "<script>x" not in page and "&quot;&gt;&lt;script&gt;" in page and "bad &lt;b&gt;" in page
 
 
