@@ -32,7 +32,10 @@ def run(config="config.json", secrets="secrets.json"):
         gc.collect()
         from .portal import run as serve
 
-        asyncio.run(serve(config, secrets, ap_password, portal))  # ends in a reset
+        try:
+            asyncio.run(serve(config, secrets, ap_password, portal))  # ends in a reset
+        except KeyboardInterrupt:
+            log("app", "Ctrl-C")
         return
     fw = start.build(cfg, (config, secrets)) if cfg else None
     del start, cfg  # fw keeps what the tasks read: the rest of the settings goes, and the start-up code

@@ -259,6 +259,16 @@ def _drive(url, port, broker, shots, seen, stop):
         seen["error"] = "%s: %s" % (type(e).__name__, e)
 
 
+def test_ctrl_c_leaves_the_portal_for_the_repl(broker, tmp_path):
+    if not paths.lib_dir():
+        pytest.skip("microdot is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
+    r = unixport.run(_unconfigured(broker), heapsize=HEAP, libs="real", broker=broker, seconds=1,
+                     workdir=str(tmp_path), portal_port=_free_port())
+    assert r.logged("starting: provisioning portal") and r.logged("app: Ctrl-C"), r.output()
+    assert r.returncode == 0 and not r.logged("Traceback") and not r.logged("machine: reset"), r.output()
+    assert json.loads((tmp_path / "config.json").read_text())["wifi"]["ssid"] == ""  # nothing written
+
+
 def test_a_browser_provisions_an_unconfigured_node_which_then_publishes(broker, tmp_path):
     if browser.chromium() is None:
         pytest.skip("no chromium: apt-get install chromium (the end-to-end portal test needs a real browser)")
