@@ -19,6 +19,7 @@ if options.base:
 metadata(description="fireant: a DHT22/DHT11 node that keeps sensing whatever the network does",
          version="0.1.0")
 package("app")
-# The two libraries as deploy.py installs them (package.json pins the commits).
+# The libraries as deploy.py installs them (package.json pins the commits).
 package("mqtt_as", files=["__init__.py"], base_path=options.lib)
 package("primitives", files=["__init__.py", "ringbuf_queue.py"], base_path=options.lib)
+module("microdot.py", base_path=options.lib)  # the provisioning portal's web server (app/portal.py)

@@ -6,7 +6,9 @@ Supervised tasks share one loop: wifi (the link's one owner), sampler
 (sensor -> backlog), publisher (backlog -> broker), heartbeat (LED), status
 (telemetry every telemetry.interval_s), clock (NTP, unless ntp.resync_s is 0),
 inbox (commands, Home Assistant discovery; when configured); on every broker
-connection mqtt_as calls status (availability and telemetry). Importing
+connection mqtt_as calls status (availability and telemetry). Without
+wifi.ssid, or once the Wi-Fi task gave up joining, the provisioning portal
+(app/portal.py) runs instead of the tasks. Importing
 this package costs little; the tasks and the MQTT library are loaded by run().
 """
 
@@ -22,6 +24,19 @@ def run(config="config.json", secrets="secrets.json"):
 
     cfg = start.settings(config, secrets)
     gc.collect()  # the validator's garbage: the parts are built in one clean heap
+    portal = start.portal(cfg) if cfg else None
+    if portal is not None:  # instead of the tasks, with the heap to itself
+        ap_password = cfg["wifi"]["ap_password"]
+        del start, cfg
+        forget("start")
+        gc.collect()
+        from .portal import run as serve
+
+        try:
+            asyncio.run(serve(config, secrets, ap_password, portal))  # ends in a reset
+        except KeyboardInterrupt:
+            log("app", "Ctrl-C")
+        return
     fw = start.build(cfg, (config, secrets)) if cfg else None
     del start, cfg  # fw keeps what the tasks read: the rest of the settings goes, and the start-up code
     forget("start")

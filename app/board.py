@@ -128,6 +128,19 @@ def access_point(ssid, password):
         ap.active(False)
 
 
+def portal_ap(essid, password):
+    """The provisioning portal's access point, open unless password (WPA2) is set
+    (wifi.ap_password): (address, port) its web server listens on. The station
+    is left off: nothing is joined while the portal runs."""
+    ap = network.WLAN(network.AP_IF)
+    ap.active(True)
+    if password:
+        ap.config(essid=essid, password=password, authmode=3)
+    else:
+        ap.config(essid=essid, authmode=0)
+    return ap.ifconfig()[0], getattr(network, "PORTAL_PORT", 80)  # the sim board names its own
+
+
 def dns_server():
     """(ip, port) of the DNS server the network gave us; the sim board names its port."""
     return station().ifconfig()[3], getattr(network, "DNS_PORT", 53)

@@ -22,6 +22,7 @@ SCHEMA = (
     ("wifi.timeout_s", "num", 20, (1, 300)),
     ("wifi.backoff_min_s", "num", 1, (0.1, 3600)),
     ("wifi.backoff_max_s", "num", 60, (0.1, 3600)),
+    ("wifi.portal_after_s", "num", 600, (0, 86400)),
     ("mqtt.server", "str", REQUIRED, 253),
     ("mqtt.port", "int", 0, (0, 65535)),
     ("mqtt.user", "str", "", 128),
@@ -170,6 +171,9 @@ def validate(raw, min_interval_s=None, platform=None):
     wifi, mqtt = cfg["wifi"], cfg["mqtt"]
     if wifi["backoff_max_s"] < wifi["backoff_min_s"]:
         _fail("wifi.backoff_max_s", "must not be below wifi.backoff_min_s")
+    if 0 < wifi["portal_after_s"] < 60:
+        _fail("wifi.portal_after_s", "0 (never: no wifi.ssid means sensing only) or at least 60 s (the provisioning "
+                                     "portal stops the readings), got %s" % wifi["portal_after_s"])
     if wifi["ap_ssid"] and len(wifi["ap_password"]) < 8:
         _fail("wifi.ap_password", "must have at least 8 characters (WPA2) when wifi.ap_ssid is set")
     if not mqtt["server"]:
@@ -249,7 +253,10 @@ def validate(raw, min_interval_s=None, platform=None):
                                   "the 30-35 KB it leaves free; docs/esp8266.md): set it to 0 (queue.size readings "
                                   "are kept, in RAM), or use an ESP32"),
                 ("mqtt.cmd_topic", "", "commands (41 KB to handle one, of the 30-35 KB it leaves free; docs/ha.md): "
-                                       "set it to \"\", or use an ESP32")):
+                                       "set it to \"\", or use an ESP32"),
+                ("wifi.portal_after_s", 0, "the provisioning portal (microdot, then the validator: 34 KB on the "
+                                           "ESP8266 model, of the 30-35 KB it leaves free; docs/provisioning.md): "
+                                           "set it to 0 (no wifi.ssid: sensing only), or use an ESP32")):
             section, name = _split(key)
             if _lookup(raw, key) is REQUIRED:
                 cfg[section][name] = off

@@ -3,6 +3,7 @@ the tasks named. app.run() drops this module (and config.py) once that is done:
 on an ESP8266 every function a module defines costs RAM for as long as the module
 is held, so the code that runs once at boot must not stay (docs/esp8266.md)."""
 import json
+import os
 
 from . import board
 from .node import log
@@ -34,6 +35,26 @@ def settings(config, secrets):
         return None
     finally:
         forget("config")
+
+
+PORTAL = "portal"  # on flash: the Wi-Fi task gave up joining (app/wifi.py); the next boot opens the portal
+
+
+def portal(cfg):
+    """The provisioning portal (app/portal.py) instead of the tasks? How long it
+    stays open, ms (0: until settings are saved), or None: the tasks run. Open
+    for ever without wifi.ssid; for wifi.portal_after_s after the Wi-Fi task gave
+    up, since the network may only have been down. wifi.portal_after_s 0: never."""
+    w = cfg["wifi"]
+    if not w["portal_after_s"]:
+        return None
+    if not w["ssid"]:
+        return 0
+    try:
+        os.remove(PORTAL)
+    except OSError:
+        return None
+    return int(w["portal_after_s"] * 1000)
 
 
 def build(cfg, files=("config.json", "secrets.json")):

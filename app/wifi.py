@@ -14,6 +14,9 @@ drop the driver is left to it for wifi.timeout_s; then, or once it has reported 
 wrong password for a while (an ESP32's status keeps the last failure's reason
 until it joins), this task backs off, capped and jittered, with the driver still
 trying, and asks again (disconnect first: an ESP32 refuses connect() while it joins).
+No link for wifi.portal_after_s (from boot or the drop; 0: never) and it gives up:
+a flag on flash and a reset, and the next boot opens the provisioning portal
+(app/start.py, app/portal.py) instead of the tasks: the network may be gone for good.
 """
 from time import ticks_diff, ticks_ms
 
@@ -74,9 +77,10 @@ async def run(node, wifi):
     timeout = int(wifi["timeout_s"] * 1000)
     lo, hi = int(wifi["backoff_min_s"] * 1000), int(wifi["backoff_max_s"] * 1000)
     attempt = 0
+    give_up = int(wifi["portal_after_s"] * 1000) if ssid else 0
     if ssid:
         _ask(sta, ssid, password)
-    since = ticks_ms()  # when the driver was last asked to join, or lost the link: it is at it since
+    since = down = ticks_ms()  # since: the driver was last asked to join, or lost the link; down: no link since
     while True:
         up = sta.isconnected()
         if up != node.wifi_up:
@@ -86,8 +90,14 @@ async def run(node, wifi):
                 log("wifi", "up, address %s" % sta.ifconfig()[0])
             else:
                 node.wifi_drops += 1
-                since = ticks_ms()
+                since = down = ticks_ms()
                 log("wifi", "link lost; the driver re-joins")
+        if give_up and not up and ticks_diff(ticks_ms(), down) >= give_up:
+            log("wifi", "no link to %r for %d s: rebooting into the provisioning portal" % (ssid, give_up // 1000))
+            with open("portal", "w"):  # app/start.py's PORTAL
+                pass
+            board.reset()
+            give_up = 0  # the sim board in CPython tests returns from reset()
         waited = ticks_diff(ticks_ms(), since)
         if ssid and not up and (waited >= timeout or (
                 waited >= min(timeout, _WRONG_PASSWORD_MS) and sta.status() == board.STAT_WRONG_PASSWORD)):

@@ -9,7 +9,8 @@ SIM = os.path.join(ROOT, "sim")  # host tooling, and the runners the interpreter
 BOARD = os.path.join(SIM, "board")  # the simulated board: machine, network, dht, simboard
 LIB = os.path.join(ROOT, "lib")  # the real mqtt_as / primitives (git-ignored; lib/README.md)
 STANDIN = os.path.join(SIM, "standin")
-LIB_FILES = ("mqtt_as/__init__.py", "primitives/__init__.py", "primitives/ringbuf_queue.py")
+# microdot.py: the provisioning portal's web server (app/portal.py), loaded only there.
+LIB_FILES = ("mqtt_as/__init__.py", "primitives/__init__.py", "primitives/ringbuf_queue.py", "microdot.py")
 
 
 

@@ -306,12 +306,14 @@ def ctrl_c(procs):
 
 def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, broker=None,
         heap_every_ms=500, until=None, max_seconds=None, workdir=None, interp="unix", program="unixrun",
-        tls_first=False, board=None, power_cut=False):
+        tls_first=False, board=None, power_cut=False, portal_port=None):
     """Run the firmware on the unix port and stop it with Ctrl-C; returns a Run.
     board: simboard's state from power-on (e.g. {"link": False}: offline from boot).
     power_cut: stop it with SIGKILL instead (nothing of the firmware's runs after).
     workdir: the board's filesystem (config.json, spool/, overrides.json), kept
     for the next run when given: a reboot is a second run in the same directory.
+    raw None: the config.json already in workdir (what the last run left there).
+    portal_port: where the sim access point's web server listens (app/portal.py).
 
     raw: config dict (sim.firmware.sim_config). faults: [(s, dict or callable)],
     s counted from the "starting" log line. seconds: run time from that line, then
@@ -347,8 +349,9 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
             exe, extra = micropython_exe(), {"MICROPYPATH": prepare(work, build, libs)}
         else:
             exe, extra = prepare_model(work, interp, program)
-        with open(os.path.join(work, "config.json"), "w") as f:
-            json.dump(raw, f)
+        if raw is not None:
+            with open(os.path.join(work, "config.json"), "w") as f:
+                json.dump(raw, f)
         control = _Control(os.path.join(work, "control.json"))
         if board:
             control.write(board)
@@ -363,6 +366,9 @@ def run(raw, faults=(), heapsize="64K", build="mpy", libs=None, seconds=10.0, br
         if any(k in f for f in steps for k in ("day_s", "noise")) or any(
                 f.get("dht") in ("flaky", "spike") for f in steps):
             env["FIREANT_SIM_WEATHER"] = "1"
+        env.pop("FIREANT_SIM_PORTAL_PORT", None)
+        if portal_port:
+            env["FIREANT_SIM_PORTAL_PORT"] = str(portal_port)
         if "FIREANT_ROMFS" not in extra:
             env.pop("FIREANT_ROMFS", None)  # no partition: nothing mounted at /rom
         env.pop("FIREANT_TLS_FIRST", None)

@@ -8,11 +8,11 @@ repository (host only; nothing here is ever committed).
 A DIR is a git directory (a clone or a bare mirror) or a folder holding some;
 each pinned commit is looked for in all of them. Pins: package.json "deps"
 (mqtt_as, primitives: exported exactly as mip installs them, from their own
-package.json) and MICROPYTHON below (the source of the ESP8266 RAM model).
+package.json; microdot: its one core module, src/microdot/microdot.py) and MICROPYTHON below (the source of the ESP8266 RAM model).
 
 The cache ($FIREANT_CACHE, default ~/.cache/fireant):
 
-    lib/<pins>/            mqtt_as/, primitives/ at the pinned commits
+    lib/<pins>/            mqtt_as/, primitives/, microdot.py at the pinned commits
     micropython/<commit>/  MicroPython's source tree, with the submodules the model
                            needs (lib/axtls, lib/micropython-lib) at the commits it pins
     esp8266/<key>/         the ESP8266 RAM model (sim/esp8266), built from it with
@@ -100,8 +100,11 @@ def _export(gitdir, commit, files, dest):
 
 def _mip_files(gitdir, commit, url):
     """[(path in the repo, path as installed)] that mip installs for url at commit,
-    read from the package.json there (github:owner/repo[/sub])."""
+    read from the package.json there (github:owner/repo[/sub]); a url naming one
+    .py file (github:owner/repo/path/name.py) installs that file as name.py."""
     sub = "/".join(url.split(":", 1)[1].split("/")[2:])
+    if sub.endswith(".py"):
+        return [(sub, sub.rsplit("/", 1)[-1])]
     manifest = _git(gitdir, "show", "%s:%s" % (commit, (sub + "/" if sub else "") + "package.json"))
     if manifest is None:
         raise RuntimeError("%s has no package.json at %s" % (url, commit[:10]))
@@ -370,7 +373,10 @@ def main(argv=None):
             if src is None:
                 raise RuntimeError("nothing to copy: fill the cache first with --from DIR")
             if src != paths.LIB:
-                for name in ("mqtt_as", "primitives"):
+                for name in sorted({rel.split("/")[0] for rel in paths.LIB_FILES}):
+                    if name.endswith(".py"):
+                        shutil.copyfile(os.path.join(src, name), os.path.join(paths.LIB, name))
+                        continue
                     shutil.rmtree(os.path.join(paths.LIB, name), ignore_errors=True)
                     shutil.copytree(os.path.join(src, name), os.path.join(paths.LIB, name))
                 print("lib/: copied from %s" % src)

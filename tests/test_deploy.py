@@ -19,6 +19,7 @@ from deployer.board import find_port
 from deployer.deps import DEPS_MARKER, pins
 from deployer.files import check_mpy, host_libs, mpy_cross_version
 from deployer.monitor import Entities
+from sim import paths
 from sim.emulator import Emulator
 from sim.firmware import sim_config
 from sim.mipindex import PackageIndex, standin_packages
@@ -65,9 +66,20 @@ def snapshot(flash):
     return out
 
 
+def packages():
+    """What the test index serves: our stand-ins, and microdot (no stand-in: the
+    real module where the host has it)."""
+    out = standin_packages()
+    lib = paths.lib_dir()
+    if lib:
+        with open(os.path.join(lib, "microdot.py"), "rb") as f:
+            out["microdot"] = {"microdot.py": f.read()}
+    return out
+
+
 @pytest.fixture(scope="module")
 def index():
-    with PackageIndex(standin_packages(), [version for _, version in pins()]) as idx:
+    with PackageIndex(packages(), [version for _, version in pins()]) as idx:
         yield idx
 
 
@@ -117,7 +129,8 @@ def test_package_json_lists_every_firmware_file():
         version = re.search(r'^VERSION = b"([^"]+)"', f.read(), re.M).group(1)
     assert pkg["version"] == version  # mip's package and the telemetry name one release
     deps = dict(pkg["deps"])
-    assert set(deps) == {"github:peterhinch/micropython-mqtt", "github:peterhinch/micropython-async/v3/primitives"}
+    assert set(deps) == {"github:peterhinch/micropython-mqtt", "github:peterhinch/micropython-async/v3/primitives",
+                         "github:miguelgrinberg/microdot/src/microdot/microdot.py"}
     for version in deps.values():
         assert len(version) == 40 and int(version, 16) >= 0  # a commit, not a moving branch
     assert pins() == [tuple(d) for d in pkg["deps"]]
@@ -396,7 +409,7 @@ def test_precompiled_libs_replace_their_sources(board, index, settings, tmp_path
     assert rc == 0, out
     assert os.path.exists(os.path.join(board.flash, "lib", "mqtt_as", "__init__.py"))
     libs = tmp_path / "libs"
-    for files in standin_packages().values():
+    for files in packages().values():
         for rel, data in files.items():
             (libs / rel).parent.mkdir(parents=True, exist_ok=True)
             (libs / rel).write_bytes(data)
@@ -404,7 +417,8 @@ def test_precompiled_libs_replace_their_sources(board, index, settings, tmp_path
                         "sim-node starting")
     assert rc == 0, out
     uploaded = sorted(ln.split()[1] for ln in out.splitlines() if ln.startswith("Uploading"))
-    assert uploaded == ["lib/mqtt_as/__init__.mpy", "lib/primitives/__init__.mpy", "lib/primitives/ringbuf_queue.mpy"]
+    assert uploaded == ["lib/microdot.mpy", "lib/mqtt_as/__init__.mpy", "lib/primitives/__init__.mpy",
+                        "lib/primitives/ringbuf_queue.mpy"]
     lib = sorted(os.path.relpath(os.path.join(d, f), board.flash)
                  for d, _, fs in os.walk(os.path.join(board.flash, "lib")) for f in fs)
     assert "lib/mqtt_as/__init__.py" not in lib and "lib/primitives/__init__.py" not in lib
@@ -481,7 +495,7 @@ ROMFS_HEADER = b"\xd2\xcd\x31"
 def standin_libs(tmp_path):
     """The stand-in mqtt_as and primitives as a --libs folder (hermetic: no upstream code)."""
     libs = tmp_path / "libs"
-    for files in standin_packages().values():
+    for files in packages().values():
         for rel, data in files.items():
             (libs / rel).parent.mkdir(parents=True, exist_ok=True)
             (libs / rel).write_bytes(data)
@@ -545,6 +559,7 @@ def test_romfs_deploy_boots_from_rom_then_writes_nothing(esp8266_romfs, index, s
     assert "Install with mip" not in out and len(index.requests) == requests  # nothing from the index
     assert "Uploading" not in out and "Unchanged: 4 files" in out  # the files deploy put them there
     assert "Deleting %s/%s" % (tmp_lib, DEPS_MARKER) in out
+    assert "Deleting %s/microdot.mpy" % tmp_lib in out  # a one-file library, on /rom now
     assert "app: sim-node starting" in out
     flash = snapshot(board.flash)
     assert sorted(flash) == ["boot.py", "config.json", "main.py", "secrets.json"]  # no app/, no libraries, no marker
@@ -555,7 +570,7 @@ def test_romfs_deploy_boots_from_rom_then_writes_nothing(esp8266_romfs, index, s
     assert wait_for(lambda: board.broker_log.exists() and "sensors/environmental" in board.broker_log.read_text())
     listing = on_board(board, "import os, sys; print(sorted(os.listdir('/rom')), sorted(os.listdir('/rom/lib')), "
                               "'node.mpy' in os.listdir('/rom/app'), sys.path[sys.path.index('.frozen') + 1:][:2])")
-    assert listing == "['app', 'lib'] ['mqtt_as', 'primitives'] True ['/rom', '/rom/lib']"
+    assert listing == "['app', 'lib'] ['microdot.mpy', 'mqtt_as', 'primitives'] True ['/rom', '/rom/lib']"
 
     before = partition(board)
     out, rc, second_s = timed_until(deploy_args(board, index, settings, "--libs", str(standin_libs)),

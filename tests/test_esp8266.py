@@ -186,7 +186,8 @@ def test_frozen_firmware_connects_publishes_and_stops(request):
 # model (docs/esp8266.md): refused at boot on the board itself, by name.
 REFUSED = [({"filter": {"temperature_offset": -0.5}}, "filter.temperature_offset"),  # >33K; all stages 35K
            ({"ntp": {"server": "127.0.0.1", "resync_s": 3600}}, "ntp.resync_s"),  # the clock: 35K
-           ({"spool": {"size": 17280}}, "spool.size")]  # the spool's first batch: >33K
+           ({"spool": {"size": 17280}}, "spool.size"),  # the spool's first batch: >33K
+           ({"wifi": {"ssid": "", "portal_after_s": 600}}, "wifi.portal_after_s")]  # the portal alone: 34K
 
 
 @pytest.mark.parametrize("sections, key", REFUSED, ids=[k for _, k in REFUSED])

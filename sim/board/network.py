@@ -34,6 +34,8 @@ else:
 DNS_PORT = 53  # tests point the board's DNS at their own server
 NTP_PORT = int(os.getenv("FIREANT_SIM_NTP_PORT") or 123)  # and its NTP at theirs
 MDNS_SERVER = ("224.0.0.251", 5353)  # and mDNS (a responder on loopback: tests)
+# The access point's web server (app/portal.py) on loopback, where the host's browser reaches it.
+PORTAL_PORT = int(os.getenv("FIREANT_SIM_PORTAL_PORT") or 8080)
 _SAVED = "sim-wifi.txt"  # the ESP8266's saved network, in its flash
 
 _hostname = "mpy-sim"
