@@ -22,8 +22,10 @@ def pins():
 
 def dep_spec(url, version, index=None):
     """What mip is asked for. From an index (a mirror you serve) a package is
-    named by the last part of its GitHub path: micropython-mqtt, primitives."""
+    named by the last part of its GitHub path: micropython-mqtt, primitives, microdot."""
     name = url.rstrip("/").rsplit("/", 1)[-1] if index else url
+    if index and name.endswith(".py"):  # one module (microdot.py): the index names its package microdot
+        name = name[:-3]
     return "%s@%s" % (name, version)
 
 

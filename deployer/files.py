@@ -79,7 +79,7 @@ def host_libs(libs, why):
     from sim import paths
 
     fill = ("run python deploy.py deps --host (needs GitHub) or ./fireant upstream --from DIR (local clones of "
-            "micropython-mqtt and micropython-async)")
+            "micropython-mqtt, micropython-async and microdot)")
     if libs is None:
         libs = paths.lib_dir()
         if libs is None:

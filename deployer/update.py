@@ -92,6 +92,7 @@ def print_local_plan(files, deps, index, why):
 LAYOUTS = ("auto", "romfs", "frozen", "files")
 SHADOWS = ("app", "mqtt_as", "primitives")  # at the filesystem root they would shadow the built-in copy
 LIB_PACKAGES = ("mqtt_as", "primitives")  # in the board's lib dir they would duplicate it
+LIB_MODULES = ("microdot",)  # one-file libraries: at the root or in lib, .py or .mpy, the same
 
 NO_ROMFS_ESP8266 = (
     "this ESP8266's MicroPython has no ROMFS partition and fireant as .mpy files does not fit its 38 KB heap: "
@@ -147,9 +148,11 @@ def plan_builtin(board, info, files, image=None):
     filesystem, the mip marker)."""
     lib = info["lib"][0] if info["lib"] else None
     marker = lib + "/" + DEPS_MARKER if lib else None
-    state = board.hashes(sorted(files) + ([marker] if marker else []), ())["hashes"]
+    modules = [d + m + ext for m in LIB_MODULES for ext in (".py", ".mpy") for d in [""] + ([lib + "/"] if lib else [])]
+    state = board.hashes(sorted(files) + ([marker] if marker else []) + modules, ())["hashes"]
     upload = [p for p in _order(files) if state.get(p) != sha256(files[p])]
     delete = board.tree(list(SHADOWS) + [lib + "/" + d for d in LIB_PACKAGES if lib])
+    delete += [p for p in modules if state.get(p)]
     if marker and state.get(marker):
         delete.append(marker)
     p = {"info": info, "upload": upload, "delete": delete, "same": len(files) - len(upload), "deps": [],

@@ -18,14 +18,14 @@ from deployer.deps import pins
 from deployer.monitor import Fleet
 from sim.emulator import Emulator
 from sim.firmware import sim_config
-from sim.mipindex import PackageIndex, standin_packages
+from sim.mipindex import PackageIndex
 from sim.mosquitto import PASSWORD, USER
-from test_deploy import DEPLOY, ROOT, snapshot, wait_for  # tests/ is on sys.path under pytest
+from test_deploy import DEPLOY, ROOT, packages, snapshot, wait_for  # tests/ is on sys.path under pytest
 
 
 @pytest.fixture(scope="module")
 def index():
-    with PackageIndex(standin_packages(), [version for _, version in pins()]) as idx:
+    with PackageIndex(packages(), [version for _, version in pins()]) as idx:
         yield idx
 
 
@@ -140,7 +140,7 @@ def test_all_dry_run_plans_every_attached_board_and_writes_nothing(tmp_path, ind
 
 def standin_libs(tmp_path):
     libs = tmp_path / "libs"
-    for files in standin_packages().values():
+    for files in packages().values():
         for rel, data in files.items():
             (libs / rel).parent.mkdir(parents=True, exist_ok=True)
             (libs / rel).write_bytes(data)
