@@ -36,6 +36,15 @@ def run(config="config.json", secrets="secrets.json"):
             asyncio.run(serve(config, secrets, ap_password, portal))  # ends in a reset
         except KeyboardInterrupt:
             log("app", "Ctrl-C")
+        except Exception as e:  # the flash full, no heap: a node no one can reach otherwise
+            from time import sleep
+
+            from .board import reset
+            from .node import log_exception
+
+            log_exception("portal", e)
+            sleep(5)  # nothing else runs: a crash at start does not reset at full speed
+            reset()
         return
     fw = start.build(cfg, (config, secrets)) if cfg else None
     del start, cfg  # fw keeps what the tasks read: the rest of the settings goes, and the start-up code

@@ -174,8 +174,11 @@ def validate(raw, min_interval_s=None, platform=None):
     if 0 < wifi["portal_after_s"] < 60:
         _fail("wifi.portal_after_s", "0 (never: no wifi.ssid means sensing only) or at least 60 s (the provisioning "
                                      "portal stops the readings), got %s" % wifi["portal_after_s"])
-    if wifi["ap_ssid"] and len(wifi["ap_password"]) < 8:
-        _fail("wifi.ap_password", "must have at least 8 characters (WPA2) when wifi.ap_ssid is set")
+    ap_pw = wifi["ap_password"]
+    if (wifi["ap_ssid"] or ap_pw) and not 8 <= len(ap_pw) <= 63:
+        _fail("wifi.ap_password", "must have 8 to 63 characters (WPA2)%s, got %d" % (
+            " when wifi.ap_ssid is set" if wifi["ap_ssid"] else " (or none: the setup portal's access point "
+                                                                  "is then open)", len(ap_pw)))
     if not mqtt["server"]:
         _fail("mqtt.server", "must not be empty")
     if mqtt["password"] and not mqtt["user"]:

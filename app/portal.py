@@ -39,7 +39,7 @@ _FORM = """<form method="post" action="/"><h2>Wi-Fi</h2>
 <h2>Node</h2><label>Device name (empty: %s)<input name="device" value="%s"></label>
 <button type="submit">Save and reboot</button></form></body></html>"""
 # Answers a POST while the validator checks it (the web server stopped meanwhile): asks again till it is back.
-_CHECKING = """<p id="checking">Checking the settings&hellip;</p><script>function again(){fetch("/").then(
+_CHECKING = """<p id="checking">Checking the settings&hellip;</p><script>function again(){fetch("/ready").then(
 function(){location.replace("/")},function(){setTimeout(again,500)})}setTimeout(again,700)</script>
 <noscript><meta http-equiv="refresh" content="3;url=/"></noscript></body></html>"""
 _DONE = """<p class="ok" id="saved">Saved. Rebooting to join <b>%s</b>; this access point goes away.</p></body></html>"""
@@ -98,6 +98,12 @@ def _framed(essid, template, values):
     yield from _fill(template, values)
 
 
+def _seen(body, shown):
+    """body, then marks the "saved" page as sent whole: the reset may come."""
+    yield from body
+    shown[2] = 2
+
+
 def page(essid, config, secrets, form=None, error=None):
     """The form, filled in with the settings (or what was posted), secrets left
     out: the page's pieces, one after the other."""
@@ -154,10 +160,18 @@ async def _serve(essid, host, port, config, secrets, shown, until):
     POST, until(): None. shown: (form, problem, saved) for the page a GET gets."""
     import sys
 
-    from microdot import Microdot, Response
+    from microdot import Microdot, Request, Response
 
+    # A form of seven fields fits in 2 KB; microdot's 16 KB default, parsed into
+    # one object per field, is more than an ESP32's heap holds for a hostile POST.
+    Request.max_content_length = Request.max_body_length = 2048
+    Request.max_readline = 512
     web = Microdot()
     posted = []
+
+    @web.route("/ready")
+    async def ready(request):  # the "checking" page's probe: the server is back, nothing shown yet
+        return "ok"
 
     @web.route("/", methods=["GET", "POST"])
     async def index(request):
@@ -166,8 +180,7 @@ async def _serve(essid, host, port, config, secrets, shown, until):
             posted.append({name: request.form.get(name, "") for name, _, _ in _FIELDS} if request.form else {})
             body = _framed(essid, _CHECKING, ())
         elif saved:
-            shown[2] = 2  # seen: the reset may come
-            body = _framed(essid, _DONE, (_esc(form.get("ssid")),))
+            body = _seen(_framed(essid, _DONE, (_esc(form.get("ssid")),)), shown)
         else:
             body = page(essid, config, secrets, form, problem)
         return Response(body, headers={"Content-Type": "text/html; charset=utf-8"})
@@ -213,6 +226,7 @@ async def run(config, secrets, ap_password, open_ms):
             t1 = ticks_ms()  # the "saved" page for the browser's next look, then the reset
             await _serve(essid, host, port, config, secrets, shown,
                          lambda: shown[2] == 2 or ticks_diff(ticks_ms(), t1) >= _SAVED_MS)
+            await asyncio.sleep_ms(1000)  # the page's last bytes out of the radio before the reset
             break
         log("portal", "refused: %s" % problem)
         shown[:] = [form, problem, 0]

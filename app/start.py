@@ -22,8 +22,19 @@ def head(device, location):
 def settings(config, secrets):
     """Validated settings, or None after printing what is wrong. The validator is
     then dropped: its RAM (~6 KB on an ESP8266 as ROMFS) goes to the tasks."""
+    import os
+
     from .config import OVERRIDES, ConfigError, load, warnings
     from .node import forget
+
+    for path in (config, secrets):  # the portal's rename cut by a reset: on FAT it unlinks, then renames
+        try:
+            os.stat(path)
+        except OSError:
+            try:
+                os.rename(path + ".tmp", path)
+            except OSError:
+                pass
 
     try:
         cfg = load(config, secrets, board.min_interval_s(), board.platform(), OVERRIDES)

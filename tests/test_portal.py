@@ -315,3 +315,30 @@ def test_a_browser_provisions_an_unconfigured_node_which_then_publishes(broker, 
         for name in ("form.png", "error.png", "saved.png"):
             shutil.copyfile(shots / name, os.path.join(SHOTS, name))
     assert all((shots / n).stat().st_size > 2000 for n in ("form.png", "error.png", "saved.png"))
+
+
+def test_a_hostile_post_is_refused_and_the_page_still_served(broker, tmp_path):
+    """16 KB of form fields (microdot's default limit): parsed, one object per
+    field, more than an ESP32's heap. The portal takes 2 KB and answers 413."""
+    if not paths.lib_dir():
+        pytest.skip("microdot is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
+    import http.client
+
+    port, seen = _free_port(), {}
+
+    def attack():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("POST", "/", body="a=b&" * 4096, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        seen["post"] = c.getresponse().status
+        c.close()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/")
+        r = c.getresponse()
+        seen["get"] = r.status, b'name="ssid"' in r.read()
+        c.close()
+
+    r = unixport.run(_unconfigured(broker), [(1, attack)], heapsize=HEAP, libs="real", broker=broker, seconds=2,
+                     workdir=str(tmp_path), portal_port=port)
+    assert seen == {"post": 413, "get": (200, True)}, (seen, r.output())
+    assert not r.logged("MemoryError") and not r.logged("Traceback") and not r.logged("machine: reset"), r.output()
+    assert json.loads((tmp_path / "config.json").read_text())["wifi"]["ssid"] == ""  # nothing written
