@@ -66,9 +66,14 @@ from sim import paths
 # (110K fails: app/discovery.py, 64-bit bytecode in RAM, finds no 640 bytes in one
 # piece; inbox's subscription backoff and the window grew what it loads beside), .py
 # 128K (124K fails); each budget that plus 3 KB. Real with TLS: 120K passes (108K no
-# longer does; not bisected).
-HEAP_BUDGET = {("mpy", "standin"): "97K", ("py", "standin"): "123K",
-               ("mpy", "real"): "115K", ("py", "real"): "131K", ("mpy", "real-tls"): "120K"}
+# longer does; not bisected; 2026-12-03: 112K passes). Battery mode and the setup
+# portal (their settings in app/config.py's validator, which the .py builds compile
+# from source at boot: the start's peak, MemoryError in start.settings): .py 131K
+# for both (stand-ins 125K with battery mode alone); budget that plus 3 KB. Users
+# with the .py files on a board (not deploy.py's way: it installs .mpy, ROMFS or
+# frozen) pay the same compile peak.
+HEAP_BUDGET = {("mpy", "standin"): "97K", ("py", "standin"): "134K",
+               ("mpy", "real"): "115K", ("py", "real"): "134K", ("mpy", "real-tls"): "120K"}
 # The ESP8266 model's tier runs at what an ESP8266 leaves an application: its GC
 # heap is 38 KB in all (ports/esp8266/main.c), of which the boot (UART and REPL,
 # _boot.py's flash device and filesystem mount, main.py compiled) keeps a few;
