@@ -90,6 +90,31 @@ def reset():
     machine.reset()
 
 
+def reset_cause():
+    """Why the board started, in words: b"power-on", b"watchdog", b"reset" (machine.reset()),
+    b"reset pin", b"deep sleep", or b"crash" (an ESP8266's exception or soft WDT reset)."""
+    c = machine.reset_cause()
+    for name, words in (("PWRON", b"power-on"), ("WDT", b"watchdog"), ("SOFT", b"reset"), ("HARD", b"reset pin"),
+                        ("DEEPSLEEP", b"deep sleep")):
+        if getattr(machine, name + "_RESET", None) == c:
+            return words
+    return b"crash"
+
+
+def rtc_memory(data=None):
+    """RTC memory (survives a reset, not a power cut): read, or write data."""
+    if data is None:
+        return bytes(machine.RTC().memory())
+    machine.RTC().memory(data)
+
+
+def watchdog(timeout_ms):
+    """The hardware WDT, started: an ESP8266's timeout is fixed (~3 s, its SDK's)."""
+    if sys.platform == "esp8266":
+        return machine.WDT()
+    return machine.WDT(timeout=timeout_ms)
+
+
 def status_name(code):
     """A station status in words, for the log."""
     for name in ("WRONG_PASSWORD", "NO_AP_FOUND", "CONNECTING", "IDLE", "GOT_IP", "CONNECT_FAIL"):

@@ -51,6 +51,10 @@ SCHEMA = (
     ("spool.size", "int", 17280, (0, 1000000)),
     ("mqtt.window", "int", 16, (1, 64)),
     ("mqtt.reconnect_spread_s", "num", 8, (0, 300)),
+    # The watchdog and safe mode (app/watchdog.py, loaded only when timeout_s is set): docs/watchdog.md.
+    ("watchdog.timeout_s", "num", 0, (0, 3600)),
+    ("watchdog.crashes", "int", 3, (0, 20)),
+    ("watchdog.stable_s", "num", 600, (1, 86400)),
     # Calibration and filters (app/filters.py, loaded only when one is set): README "Filters".
     ("filter.temperature_offset", "num", 0, (-50, 50)),
     ("filter.temperature_multiply", "num", 1, (0.1, 10)),

@@ -23,7 +23,7 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from .node import sleep_ms
+from .node import MOVED, PARKED, PUBLISHER, sleep_ms
 
 _POLL_MS = const(10)  # how often PUBACKs are looked for while readings are on their way
 _MASK = const(0x3FFFFFFF)
@@ -64,9 +64,11 @@ def _message(node, head, boot, r):
 
 async def run(node, client, backlog, cfg, readings, window=16):
     """readings: (the readings' topic, the head of their JSON), as bytes."""
+    alive = node.alive
     if not node.client_started:  # a restarted publisher must not connect twice
         from . import connect
 
+        alive[PUBLISHER] = PARKED  # connect's own retries: bounded by its backoff
         await connect.first_connect(node, client, cfg)
         del connect  # the module dropped itself once connected: let it go
     to, start = readings
@@ -83,10 +85,13 @@ async def run(node, client, backlog, cfg, readings, window=16):
     orphaned = backlog.orphaned
     conn = client.conns  # the connection the window and the orphans were sent on
     while True:
+        alive[PUBLISHER] = MOVED
         if not sent:
+            alive[PUBLISHER] = PARKED  # on the sampler
             await backlog.wait()
             while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
                 await sleep_ms(100)
+            alive[PUBLISHER] = MOVED
         up = client.up()
         if orphans:
             if not up or client.conns != conn:
@@ -104,6 +109,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
             sent = 0  # none of them counts any more: sent again from the oldest
             gen = backlog.gen
             backlog.sending = 0
+            alive[PUBLISHER] = PARKED  # on mqtt_as's reconnect loop (watched: MQTT)
             await client._connection()  # mqtt_as's wait for a connection
             conn = client.conns  # packet ids of another connection mean nothing on this one
             continue
