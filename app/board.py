@@ -91,14 +91,12 @@ def reset():
 
 
 def reset_cause():
-    """Why the board started, in words: b"power-on", b"watchdog", b"reset" (machine.reset()),
-    b"reset pin", b"deep sleep", or b"crash" (an ESP8266's exception or soft WDT reset)."""
+    """Why the board started: b"power-on", b"watchdog", b"reset" (machine.reset()),
+    b"reset pin", or b"crash" (an ESP8266's exception or soft WDT reset, a deep sleep)."""
     c = machine.reset_cause()
-    for name, words in (("PWRON", b"power-on"), ("WDT", b"watchdog"), ("SOFT", b"reset"), ("HARD", b"reset pin"),
-                        ("DEEPSLEEP", b"deep sleep")):
-        if getattr(machine, name + "_RESET", None) == c:
-            return words
-    return b"crash"
+    m = machine
+    return b"power-on" if c == m.PWRON_RESET else b"watchdog" if c == m.WDT_RESET else b"reset" if \
+        c == m.SOFT_RESET else b"reset pin" if c == m.HARD_RESET else b"crash"
 
 
 def rtc_memory(data=None):

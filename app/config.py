@@ -150,7 +150,8 @@ def _known(raw, prefix=""):
 
 def validate(raw, min_interval_s=None, platform=None):
     """Return the settings as nested dicts with defaults filled in, or raise ConfigError.
-    cfg["filter"] is None when no filter key differs from its default (nothing to load).
+    cfg["filter"] is None when no filter key differs from its default (nothing to load),
+    cfg["watchdog"] when watchdog.timeout_s is 0.
     platform: the board's sys.platform ("esp8266", "esp32"); what that chip cannot
     do is refused by name. None (the host, no board known): not checked."""
     if not isinstance(raw, dict):
@@ -214,6 +215,8 @@ def validate(raw, min_interval_s=None, platform=None):
         _fail("filter.heartbeat_s", "must not be below filter.throttle_s (a heartbeat the throttle holds back)")
     if all(f[k[7:]] == d for k, _, d, _ in SCHEMA if k.startswith("filter.")):
         cfg["filter"] = None
+    if not cfg["watchdog"]["timeout_s"]:
+        cfg["watchdog"] = None  # off: nothing to load, no section held through start-up
     if platform in _PINS:
         for key, pin, usable in (("sensor.pin", cfg["sensor"]["pin"], _PINS[platform][0]),
                                  ("led.pin", cfg["led"]["pin"], _PINS[platform][1])):

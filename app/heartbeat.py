@@ -6,7 +6,7 @@ over all of them until node.identify_until.
 """
 from time import ticks_diff, ticks_ms
 
-from .node import BOOTING, HEARTBEAT, MOVED, NO_BROKER, NO_WIFI, OK, SAFE_MODE, SENSOR_FAILING, sleep_ms
+from .node import BOOTING, NO_BROKER, NO_WIFI, OK, SENSOR_FAILING, sleep_ms
 
 PATTERNS = {
     BOOTING: (100, 100),  # fast flicker
@@ -14,8 +14,7 @@ PATTERNS = {
     NO_WIFI: (500, 500),  # slow even blink
     NO_BROKER: (100, 150, 100, 1150),  # two blinks
     OK: (50, 1950),  # a short flash every 2 s
-    SAFE_MODE: (50, 100, 50, 100, 50, 100, 50, 100, 50, 1350),  # five flickers, pause: tasks down (app/watchdog.py)
-}
+}  # safe mode (app/watchdog.py) puts its own in place of every one
 IDENTIFY = (1000, 200)  # long on, short off: unlike any state
 
 
@@ -24,8 +23,8 @@ async def run(node, led):
         until = node.identify_until
         if until is not None and ticks_diff(until, ticks_ms()) <= 0:
             until = node.identify_until = None
-        node.alive[HEARTBEAT] = MOVED
-        pattern = IDENTIFY if until is not None else PATTERNS[SAFE_MODE if node.safe_mode else node.state()]
+        node.alive[0] = 1  # progress: heartbeat's mark (app/node.py)
+        pattern = IDENTIFY if until is not None else PATTERNS[node.state()]
         for i in range(len(pattern)):
             led.set(not i & 1)
             await sleep_ms(pattern[i])

@@ -21,25 +21,24 @@ SENSOR_FAILING = 1
 NO_WIFI = 2
 NO_BROKER = 3
 OK = 4
-SAFE_MODE = 5  # the LED's only (app/heartbeat.py): the telemetry says the state under it
 STATE_NAMES = (b"booting", b"sensor failing", b"no wifi", b"no broker", b"ok")  # as the telemetry sends them
 
-# Progress marks (node.alive), one per watched task: each sets its own to MOVED
-# as it goes round, or to PARKED before a wait that another watched task ends
-# (the publisher waiting for readings, or for mqtt_as's reconnect loop).
-# app/watchdog.py clears MOVED ones and feeds the WDT only while none has stayed
-# clear longer than its bound. A store into a bytearray: no allocation.
-HEARTBEAT = 0
-SAMPLER = 1
-WIFI = 2
-PUBLISHER = 3
-STATUS = 4
-MQTT = 5  # mqtt_as's reconnect loop: it looks at the station (app/wifi.py's Link) at least once a cycle
-MOVED = 1
-PARKED = 2
+# Progress marks (node.alive), one byte per watched task, at these indexes: heartbeat
+# 0, sampler 1, wifi 2, publisher 3, status 4, mqtt_as's reconnect loop 5 (it looks
+# at the station, app/wifi.py's Link, at least once a cycle). Each sets its own to 1
+# (moved) as it goes round, or to 2 (parked) before a wait that another watched task
+# ends (the publisher waiting for readings, or for mqtt_as's reconnect loop).
+# app/watchdog.py clears the 1s and feeds the WDT only while none has stayed clear
+# longer than its bound. A store into a bytearray: no allocation. Each module names
+# its indexes with const() of its own: no module global per name (ESP8266 heap).
 
 
 class Node:
+    # Class defaults, set on the instance only where they change (app/watchdog.py):
+    # every instance attribute costs an ESP8266's heap.
+    memory_errors = 0  # task crashes that were MemoryErrors (app/watchdog.py: a heap in pieces)
+    safe_mode = False
+
     def __init__(self, device):
         self.device = device
         self.booted = False  # set once the first reading or failure is in
@@ -54,10 +53,8 @@ class Node:
         self.wifi_drops = 0  # times the station lost its link
         self.broker_connects = 0
         self.restarts = 0  # task crashes survived
-        self.memory_errors = 0  # of them MemoryErrors (app/watchdog.py: a heap in pieces)
         self.alive = bytearray(6)  # progress marks, as above
-        self.reset_reason = b"unknown"  # why this boot happened (app/watchdog.py), as the telemetry says it
-        self.safe_mode = False
+        self.reset_reason = b"unknown"  # why this boot happened (app/start.py, app/watchdog.py)
         self.client_started = False  # mqtt_as made its first connection: it reconnects on its own
         self.restart_ms = 5000  # pause before a crashed task is restarted
         self.interval_ms = 5000  # sampling period; a command may change it at run time

@@ -23,11 +23,12 @@ from time import ticks_diff, ticks_ms
 
 from micropython import const
 
-from .node import MOVED, PARKED, PUBLISHER, sleep_ms
+from .node import sleep_ms
 
 _POLL_MS = const(10)  # how often PUBACKs are looked for while readings are on their way
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
+_PUBLISHER = const(3)  # node.alive's index (app/node.py): 1 moved, 2 parked
 
 
 def payload(head, boot, reading, uptime_ms, utc):
@@ -68,7 +69,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
     if not node.client_started:  # a restarted publisher must not connect twice
         from . import connect
 
-        alive[PUBLISHER] = PARKED  # connect's own retries: bounded by its backoff
+        alive[_PUBLISHER] = 2  # connect's own retries: bounded by its backoff
         await connect.first_connect(node, client, cfg)
         del connect  # the module dropped itself once connected: let it go
     to, start = readings
@@ -85,13 +86,13 @@ async def run(node, client, backlog, cfg, readings, window=16):
     orphaned = backlog.orphaned
     conn = client.conns  # the connection the window and the orphans were sent on
     while True:
-        alive[PUBLISHER] = MOVED
+        alive[_PUBLISHER] = 1
         if not sent:
-            alive[PUBLISHER] = PARKED  # on the sampler
+            alive[_PUBLISHER] = 2  # on the sampler
             await backlog.wait()
             while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
                 await sleep_ms(100)
-            alive[PUBLISHER] = MOVED
+            alive[_PUBLISHER] = 1
         up = client.up()
         if orphans:
             if not up or client.conns != conn:
@@ -109,7 +110,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
             sent = 0  # none of them counts any more: sent again from the oldest
             gen = backlog.gen
             backlog.sending = 0
-            alive[PUBLISHER] = PARKED  # on mqtt_as's reconnect loop (watched: MQTT)
+            alive[_PUBLISHER] = 2  # on mqtt_as's reconnect loop (watched: MQTT)
             await client._connection()  # mqtt_as's wait for a connection
             conn = client.conns  # packet ids of another connection mean nothing on this one
             continue

@@ -19,11 +19,12 @@ from time import ticks_add, ticks_diff, ticks_ms
 
 from micropython import const
 
-from .node import MOVED, SAMPLER, log, sleep_ms
+from .node import log, sleep_ms
 
 _JUMP_T10 = const(200)  # tenths of a degree
 _JUMP_MS = const(60000)
 _JUMPS = const(3)
+_SAMPLER = const(1)  # node.alive's index (app/node.py)
 
 
 async def run(node, sensor, backlog, filt=None):
@@ -32,7 +33,7 @@ async def run(node, sensor, backlog, filt=None):
     last_t10 = jumps = 0
     good = False  # last_t10 holds a reading
     while True:
-        node.alive[SAMPLER] = MOVED
+        node.alive[_SAMPLER] = 1
         try:
             t, h = sensor.read()
             now = ticks_ms()
@@ -70,7 +71,7 @@ async def run(node, sensor, backlog, filt=None):
             wait = ticks_diff(due, ticks_ms())
             if wait <= 0:
                 break
-            node.alive[SAMPLER] = MOVED
+            node.alive[_SAMPLER] = 1
             await sleep_ms(min(wait, 1000))
             slept = True
         # Overrun, or the interval shortened while it waited (due then lies a long way

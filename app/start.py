@@ -97,8 +97,10 @@ def build(cfg, files=("config.json", "secrets.json")):
                ("publisher", publisher.run, (node, fw.client, fw.backlog, c, fw.readings, fw.window)),
                ("status", fw.status.run, (fw.client, int(cfg["telemetry"]["interval_s"] * 1000)))]
     w = cfg["watchdog"]
-    if w["timeout_s"]:
-        _watchdog(fw, w, m)
+    if w:  # None: watchdog.timeout_s 0
+        from . import watchdog
+
+        watchdog.setup(fw, w, m)
     else:
         node.reset_reason = board.reset_cause()
     if inbox:
@@ -111,25 +113,6 @@ def build(cfg, files=("config.json", "secrets.json")):
         fw.jobs.append(("clock", clock.run, (node, c["ntp"])))
     log("app", "%s starting: %s every %s s, queue %d" % (device, s["type"], s["interval_s"], q))
     return fw
-
-
-def _watchdog(fw, w, m):
-    """The watchdog task, and safe mode when the last boots crashed (app/watchdog.py)."""
-    from . import watchdog
-    from .node import HEARTBEAT, MQTT, PUBLISHER, SAMPLER, STATUS, WIFI
-
-    node = fw.node
-    node.safe_mode, node.reset_reason = watchdog.boot(w["crashes"])
-    watched = [HEARTBEAT, SAMPLER, WIFI, PUBLISHER, STATUS, MQTT]
-    if node.safe_mode:  # no sampling, no publishing: the link, the status and the commands only
-        log("app", "SAFE MODE: %d crashes in a row, each within a minute of boot; normal again after "
-                   "watchdog.stable_s or the safe_mode command" % w["crashes"])
-        fw.jobs[1] = ("connect", watchdog.connect, (node, fw.client, fw.cfg))
-        del fw.jobs[3]
-        watched = [HEARTBEAT, WIFI, STATUS, MQTT]
-    timeout = int(w["timeout_s"] * 1000) + node.restart_ms  # a crashed task is down that long
-    fw.jobs.append(("watchdog", watchdog.run, (node, bytes(watched), timeout, timeout + int(
-        m["reconnect_spread_s"] * 1000) + 2000 * m["response_time_s"], int(w["stable_s"] * 1000))))
 
 
 def _inbox(fw, cfg, device):

@@ -17,9 +17,10 @@ from micropython import const
 from mqtt_as import MQTT_base
 
 from . import board
-from .node import MOVED, PARKED, STATE_NAMES, STATUS, VERSION, log, log_exception, sleep_ms
+from .node import STATE_NAMES, VERSION, log, log_exception, sleep_ms
 
 _POLL_MS = const(1000)
+_STATUS = const(4)  # node.alive's index (app/node.py): 1 moved, 2 parked
 
 
 class Status:
@@ -86,11 +87,11 @@ class Status:
         count and the least free heap current."""
         node = self._node
         while True:
-            node.alive[STATUS] = MOVED
+            node.alive[_STATUS] = 1
             await sleep_ms(_POLL_MS)
             node.uptime()
             node.free()
             if node.broker_up and ((every_ms and ticks_diff(ticks_ms(), self._at) >= every_ms) or (
                     node.dropped != self._told and len(self._backlog) <= 1)):
-                node.alive[STATUS] = PARKED  # an outage's wait: on mqtt_as's reconnect loop
+                node.alive[_STATUS] = 2  # an outage's wait: on mqtt_as's reconnect loop
                 await self.report(client)

@@ -21,15 +21,18 @@ from time import ticks_diff, ticks_ms
 from micropython import const
 
 from . import board
-from .node import MOVED, MQTT, log, sleep_ms
+from .node import log, sleep_ms
 
 _FEED_MS = const(1000)
 _HW_MS = const(8000)  # an ESP32's WDT timeout: the loop blocked this long resets (an ESP8266's: ~3 s, fixed)
 _EARLY_MS = const(60000)  # a crash sooner than this after boot counts towards safe mode
 _MEMORY = const(3)  # MemoryError crashes within one timeout: the heap is too broken up to go on
 _MAGIC = b"fireant"
+_MQTT = const(5)  # node.alive's indexes (app/node.py)
+_MOVED = const(1)
+_LED = (50, 100, 50, 100, 50, 100, 50, 100, 50, 1350)  # safe mode's heartbeat: unlike every other pattern
 # Resets asked for: the next boot is no crash.
-_ASKED = (b"restart", b"safe mode off", b"safe mode: stable")
+_ASKED = (b"safe mode off", b"safe mode: stable")
 
 
 _crashes = 0  # crashes in a row, each early in its boot, before this one
@@ -50,13 +53,37 @@ def boot(crashes):
     if cause == b"power-on":
         n, safe, reason = 0, 0, cause
     else:
-        reason = reason or cause  # none written: the chip's own (its WDT, an exception)
-        n = 0 if reason in _ASKED or cause == b"reset pin" else n + 1
+        # None of ours written: the chip's cause, a crash unless machine.reset() (the
+        # restart command) or the reset pin.
+        asked = reason in _ASKED if reason else cause in (b"reset", b"reset pin")
+        reason = reason or cause
+        n = 0 if asked else n + 1
     if crashes and n >= crashes:
         safe = 1
     _crashes = n
     _write(n, safe, b"")
     return safe == 1, reason
+
+
+def setup(fw, w, m):
+    """At start-up (app/start.py): the record read, safe mode's jobs when the last
+    boots crashed, the watchdog's own. w, m: the watchdog and mqtt settings."""
+    node = fw.node
+    node.safe_mode, node.reset_reason = boot(w["crashes"])
+    watched = b"\x00\x01\x02\x03\x04\x05"  # every task (app/node.py's indexes)
+    if node.safe_mode:  # no sampling, no publishing: the link, the status and the commands only
+        log("app", "SAFE MODE: %d crashes in a row, each within a minute of boot; normal again after "
+                   "watchdog.stable_s or the safe_mode command" % w["crashes"])
+        from . import heartbeat
+
+        for state in heartbeat.PATTERNS:  # the LED's own pattern whatever the state: five flickers, a pause
+            heartbeat.PATTERNS[state] = _LED
+        fw.jobs[1] = ("connect", connect, (node, fw.client, fw.cfg))
+        del fw.jobs[3]
+        watched = b"\x00\x02\x04\x05"  # heartbeat, wifi, status, mqtt_as's loop
+    timeout = int(w["timeout_s"] * 1000) + node.restart_ms  # a crashed task is down that long
+    fw.jobs.append(("watchdog", run, (node, watched, timeout, timeout + int(
+        m["reconnect_spread_s"] * 1000) + 2000 * m["response_time_s"], int(w["stable_s"] * 1000))))
 
 
 def _write(n, safe, reason):
@@ -85,14 +112,14 @@ async def run(node, watched, timeout_ms, mqtt_ms, stable_ms):
         now = ticks_ms()
         stuck = None
         for i in watched:
-            if i == MQTT and not node.client_started:
+            if i == _MQTT and not node.client_started:
                 last[i] = now
                 continue
             if alive[i]:
                 last[i] = now
-                if alive[i] == MOVED:
+                if alive[i] == _MOVED:
                     alive[i] = 0
-            elif ticks_diff(now, last[i]) > (mqtt_ms if i == MQTT else timeout_ms):
+            elif ticks_diff(now, last[i]) > (mqtt_ms if i == _MQTT else timeout_ms):
                 stuck = i
         if early and ticks_diff(now, t0) >= _EARLY_MS:
             early, _crashes = False, 0  # past a minute: the next crash is no boot loop
@@ -103,7 +130,7 @@ async def run(node, watched, timeout_ms, mqtt_ms, stable_ms):
         if node.memory_errors - errors >= _MEMORY:
             why = b"memory"
         elif stuck is not None:
-            why = b"mqtt reconnect loop dead" if stuck == MQTT else b"hung: " + _NAMES[stuck]
+            why = b"mqtt reconnect loop dead" if stuck == _MQTT else b"hung: " + _NAMES[stuck]
         elif node.safe_mode and ticks_diff(now, t0) >= stable_ms:
             why = b"safe mode: stable"
         if why:

@@ -20,9 +20,11 @@ from time import ticks_diff, ticks_ms
 from micropython import const
 
 from . import board
-from .node import MOVED, MQTT, WIFI, backoff_ms, log, sleep_ms
+from .node import backoff_ms, log, sleep_ms
 
 _POLL_MS = const(250)
+_WIFI = const(2)  # node.alive's indexes (app/node.py)
+_MQTT = const(5)
 _WRONG_PASSWORD_MS = const(5000)  # an ESP32's status says the last failure's reason until it joins
 
 
@@ -35,11 +37,11 @@ class Link:
         self._alive = alive  # node.alive
 
     def isconnected(self):
-        self._alive[MQTT] = MOVED
+        self._alive[_MQTT] = 1
         return self._sta.isconnected()
 
     def status(self, *args):
-        self._alive[MQTT] = MOVED
+        self._alive[_MQTT] = 1
         return self._sta.status(*args)
 
     def config(self, *args, **kwargs):
@@ -82,7 +84,7 @@ async def run(node, wifi):
         _ask(sta, ssid, password)
     since = ticks_ms()  # when the driver was last asked to join, or lost the link: it is at it since
     while True:
-        node.alive[WIFI] = MOVED
+        node.alive[_WIFI] = 1
         up = sta.isconnected()
         if up != node.wifi_up:
             node.wifi_up = up
@@ -101,7 +103,7 @@ async def run(node, wifi):
             log("wifi", "could not join %r (%s); retry in %d ms" % (ssid, board.status_name(sta.status()), delay))
             t0 = ticks_ms()
             while ticks_diff(ticks_ms(), t0) < delay and not sta.isconnected():
-                node.alive[WIFI] = MOVED
+                node.alive[_WIFI] = 1
                 await sleep_ms(_POLL_MS)  # the driver keeps trying meanwhile: a link back ends the wait
             if not sta.isconnected():
                 _ask(sta, ssid, password)

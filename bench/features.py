@@ -1,4 +1,5 @@
-"""What commands and Home Assistant discovery cost in heap (issue 11, point 7).
+"""What commands, Home Assistant discovery and the watchdog cost in heap (issue 11,
+point 7; issue 12, points 3-4: the watchdog task, its boot record and safe mode's code).
 
 The same short run four times, features off, commands only, discovery only,
 both: the firmware under the 64-bit unix port (mpy build, the real mqtt_as
@@ -17,7 +18,7 @@ from sim import paths, unixport
 from sim.firmware import sim_config
 from sim.mosquitto import PASSWORD, USER, Mosquitto
 
-TITLE = "heap cost of commands and Home Assistant discovery"
+TITLE = "heap cost of commands, Home Assistant discovery and the watchdog"
 HEAP_EVERY_MS = 100
 RUN_S = 11  # room for the second discovery round (Home Assistant's online at 5 s) to finish
 VARIANTS = {
@@ -25,6 +26,7 @@ VARIANTS = {
     "commands": {"ha": {"discovery": False}},
     "discovery": {"mqtt": {"cmd_topic": ""}},
     "both": {},
+    "watchdog": {"ha": {"discovery": False}, "mqtt": {"cmd_topic": ""}, "watchdog": {"timeout_s": 60}},
 }
 
 
@@ -91,6 +93,7 @@ def measure(short=False):
         out["esp8266_model"]["error"] = why or "no real mqtt_as"
         return out
     out["esp8266_model"]["off"] = _model_smallest("off")
+    out["esp8266_model"]["watchdog"] = _model_smallest("watchdog")
     out["esp8266_model"]["refused"] = "commands and discovery: refused on an ESP8266 by the validator (docs/ha.md)"
     return out
 
@@ -115,6 +118,9 @@ def section(e):
         lines.append("  ESP8266 model: not measured: %s" % m["error"])
     if "off" in m:
         lines.append("  ESP8266 model (ROMFS) smallest heap, defaults (both off): %s KB" % m["off"]["smallest_heap_k"])
+    if "watchdog" in m:
+        lines.append("  ESP8266 model (ROMFS) smallest heap, defaults + watchdog.timeout_s 60: %s KB"
+                     % m["watchdog"]["smallest_heap_k"])
     if "refused" in m:
         lines.append("  ESP8266 model: %s" % m["refused"])
     return "\n".join(lines)

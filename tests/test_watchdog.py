@@ -80,6 +80,9 @@ def test_boot_record_counts_only_early_crashes_in_a_row(flash):
     rebooted(flash, machine.SOFT_RESET)
     assert watchdog.boot(3) == (False, b"safe mode off")
     assert record(flash) == (0, 0, b"")
+    for _ in range(3):
+        rebooted(flash, machine.SOFT_RESET)  # machine.reset() with no reason of ours: the restart command
+        assert watchdog.boot(1) == (False, b"reset")
     rebooted(flash, machine.WDT_RESET)
     assert watchdog.boot(0) == (False, b"watchdog")  # crashes 0: never safe mode
     for _ in range(5):
