@@ -90,20 +90,18 @@ def reset():
     machine.reset()
 
 
-def reset_cause():
-    """Why the board started: b"power-on", b"watchdog", b"reset" (machine.reset()),
-    b"reset pin", or b"crash" (an ESP8266's exception or soft WDT reset, a deep sleep)."""
-    c = machine.reset_cause()
+def boot_record(data=None):
+    """(why the board started, RTC memory): b"power-on", b"watchdog", b"reset"
+    (machine.reset()), b"reset pin", or b"crash" (an ESP8266's exception or soft
+    WDT reset, a deep sleep); RTC memory survives a reset, not a power cut. With
+    data: RTC memory written instead. One function, not three: every name in this
+    module costs an ESP8266's heap for good."""
     m = machine
+    if data is not None:
+        return m.RTC().memory(data)
+    c = m.reset_cause()
     return b"power-on" if c == m.PWRON_RESET else b"watchdog" if c == m.WDT_RESET else b"reset" if \
-        c == m.SOFT_RESET else b"reset pin" if c == m.HARD_RESET else b"crash"
-
-
-def rtc_memory(data=None):
-    """RTC memory (survives a reset, not a power cut): read, or write data."""
-    if data is None:
-        return bytes(machine.RTC().memory())
-    machine.RTC().memory(data)
+        c == m.SOFT_RESET else b"reset pin" if c == m.HARD_RESET else b"crash", bytes(m.RTC().memory())
 
 
 def watchdog(timeout_ms):

@@ -102,7 +102,7 @@ def build(cfg, files=("config.json", "secrets.json")):
 
         watchdog.setup(fw, w, m)
     else:
-        node.reset_reason = board.reset_cause()
+        node.reset_reason = board.boot_record()[0]
     if inbox:
         from .inbox import run
 

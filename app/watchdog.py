@@ -42,9 +42,9 @@ def boot(crashes):
     """(safe mode?, why this boot happened) from what the last boot left in RTC
     memory and the chip's reset cause; the record is rewritten for this boot."""
     global _crashes
-    cause = board.reset_cause()
+    cause, memory = board.boot_record()
     try:
-        magic, n, safe, reason = board.rtc_memory().split(b" ", 3)
+        magic, n, safe, reason = memory.split(b" ", 3)
         if magic != _MAGIC:
             raise ValueError
         n, safe = int(n), int(safe)
@@ -87,7 +87,7 @@ def setup(fw, w, m):
 
 
 def _write(n, safe, reason):
-    board.rtc_memory(b"%s %d %d %s" % (_MAGIC, n, safe, reason))
+    board.boot_record(b"%s %d %d %s" % (_MAGIC, n, safe, reason))
 
 
 def reset(node, reason):
