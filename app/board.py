@@ -91,17 +91,17 @@ def reset():
 
 
 def boot_record(data=None):
-    """(why the board started, RTC memory): b"power-on", b"watchdog", b"reset"
-    (machine.reset()), b"reset pin", or b"crash" (an ESP8266's exception or soft
-    WDT reset, a deep sleep); RTC memory survives a reset, not a power cut. With
-    data: RTC memory written instead. One function, not three: every name in this
-    module costs an ESP8266's heap for good."""
-    m = machine
+    """(machine.reset_cause(), RTC memory: it survives a reset, not a power cut);
+    with data, RTC memory written instead. app/watchdog.py names the causes."""
     if data is not None:
-        return m.RTC().memory(data)
-    c = m.reset_cause()
-    return b"power-on" if c == m.PWRON_RESET else b"watchdog" if c == m.WDT_RESET else b"reset" if \
-        c == m.SOFT_RESET else b"reset pin" if c == m.HARD_RESET else b"crash", bytes(m.RTC().memory())
+        return machine.RTC().memory(data)
+    return machine.reset_cause(), bytes(machine.RTC().memory())
+
+
+def reset_causes():
+    """The chip's reset causes, for app/watchdog.py to name."""
+    m = machine
+    return m.PWRON_RESET, m.WDT_RESET, m.SOFT_RESET, m.HARD_RESET
 
 
 def watchdog(timeout_ms):

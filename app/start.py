@@ -101,8 +101,6 @@ def build(cfg, files=("config.json", "secrets.json")):
         from . import watchdog
 
         watchdog.setup(fw, w, m)
-    else:
-        node.reset_reason = board.boot_record()[0]
     if inbox:
         from .inbox import run
 

@@ -42,7 +42,10 @@ def boot(crashes):
     """(safe mode?, why this boot happened) from what the last boot left in RTC
     memory and the chip's reset cause; the record is rewritten for this boot."""
     global _crashes
-    cause, memory = board.boot_record()
+    c, memory = board.boot_record()
+    power, wdt, soft, pin = board.reset_causes()
+    cause = b"power-on" if c == power else b"watchdog" if c == wdt else b"reset" if c == soft else \
+        b"reset pin" if c == pin else b"crash"  # an ESP8266's exception or soft WDT reset, a deep sleep
     try:
         magic, n, safe, reason = memory.split(b" ", 3)
         if magic != _MAGIC:
@@ -69,7 +72,10 @@ def setup(fw, w, m):
     """At start-up (app/start.py): the record read, safe mode's jobs when the last
     boots crashed, the watchdog's own. w, m: the watchdog and mqtt settings."""
     node = fw.node
-    node.safe_mode, node.reset_reason = boot(w["crashes"])
+    node.safe_mode, reason = boot(w["crashes"])
+    fw.status.reset = b'"%s"' % reason  # as the telemetry's JSON has it
+    if node.safe_mode:
+        fw.status.presence = b"safe_mode"
     watched = b"\x00\x01\x02\x03\x04\x05"  # every task (app/node.py's indexes)
     if node.safe_mode:  # no sampling, no publishing: the link, the status and the commands only
         log("app", "SAFE MODE: %d crashes in a row, each within a minute of boot; normal again after "
@@ -107,7 +113,7 @@ async def run(node, watched, timeout_ms, mqtt_ms, stable_ms):
     global _crashes
     t0 = window = ticks_ms()
     early = True
-    errors = node.memory_errors
+    errors = alive[6]  # MemoryError crashes (supervise()), mod 256
     while True:
         now = ticks_ms()
         stuck = None
@@ -125,9 +131,9 @@ async def run(node, watched, timeout_ms, mqtt_ms, stable_ms):
             early, _crashes = False, 0  # past a minute: the next crash is no boot loop
             _write(0, 1 if node.safe_mode else 0, b"")
         if ticks_diff(now, window) >= timeout_ms:
-            window, errors = now, node.memory_errors
+            window, errors = now, alive[6]
         why = None
-        if node.memory_errors - errors >= _MEMORY:
+        if (alive[6] - errors) & 255 >= _MEMORY:
             why = b"memory"
         elif stuck is not None:
             why = b"mqtt reconnect loop dead" if stuck == _MQTT else b"hung: " + _NAMES[stuck]

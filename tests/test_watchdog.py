@@ -165,7 +165,7 @@ async def test_memory_errors_in_a_row_reset(flash):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert node.memory_errors >= 3
+    assert node.alive[6] >= 3  # the MemoryError crashes supervise() counted
     assert record(flash)[2] == b"memory"
 
 
@@ -177,12 +177,12 @@ async def test_safe_mode_after_a_boot_loop_and_left_by_command(broker, observer,
     (flash / "rtc_memory").write_bytes(b"fireant 2 0 hung: sampler")
     rebooted(flash, machine.SOFT_RESET)
     async with running(watched(broker, device=dev)) as fw:
-        assert fw.node.safe_mode and fw.node.reset_reason == b"hung: sampler"
+        assert fw.node.safe_mode and fw.status.reset == b"hung: sampler"
         assert {j[0] for j in fw.jobs} == {"heartbeat", "connect", "wifi", "status", "inbox", "watchdog"}
         await until(lambda: any(p == "safe_mode" for _, _, p, r in observer.on("fireant/%s/status" % dev)))
         await until(lambda: [json.loads(p) for _, _, p, _ in observer.on("fireant/%s/stats" % dev)])
         stats = [json.loads(p) for _, _, p, _ in observer.on("fireant/%s/stats" % dev)]
-        assert stats[0]["state"] == "safe mode" and stats[0]["reset"] == "hung: sampler"
+        assert stats[0]["reset"] == "hung: sampler" and stats[0]["seq"] == 0
         await asyncio.sleep(2)  # subscribed by now
         before = machine.Pin.writes
         await asyncio.sleep(1)
@@ -244,7 +244,7 @@ def test_unix_a_blocked_loop_resets_and_the_next_boot_says_why(tmp_path):
                           board={"dht_block_ms": 0}, until=lambda r: _stats(r, "wd-unix"), max_seconds=20)
     assert second.returncode == 0 and not second.logged("Traceback"), second.output()
     stats = _stats(second, "wd-unix")
-    assert stats[0]["reset"] == "watchdog" and stats[0]["state"] != "safe mode"
+    assert stats[0]["reset"] == "watchdog" and "safe_mode" not in second.on("fireant/wd-unix/status")
     assert second.readings()
     third = _run(tmp_path, raw, seconds=3,
                          until=lambda r: _stats(r, "wd-unix"), max_seconds=20)
@@ -264,7 +264,7 @@ def test_unix_boot_loop_ends_in_safe_mode_which_a_stable_run_clears(tmp_path):
     assert safe.logged("watchdog: reset: safe mode: stable") and safe.logged("machine: reset"), safe.output()
     assert ("fireant/%s/status" % dev, True, "safe_mode") in safe.messages  # retained, on connecting
     assert not safe.readings() and not safe.logged(" sensor:")  # tasks down: the sensor left alone
-    assert _stats(safe, dev)[0]["state"] == "safe mode"
+    assert _stats(safe, dev)[0]["reset"] == "watchdog"
     normal = _run(tmp_path, raw, seconds=3,
                           board={"dht_block_ms": 0}, until=lambda r: r.readings() and _stats(r, dev), max_seconds=20)
     assert not normal.logged("SAFE MODE") and normal.readings(), normal.output()
