@@ -177,7 +177,7 @@ async def test_safe_mode_after_a_boot_loop_and_left_by_command(broker, observer,
     (flash / "rtc_memory").write_bytes(b"fireant 2 0 hung: sampler")
     rebooted(flash, machine.SOFT_RESET)
     async with running(watched(broker, device=dev)) as fw:
-        assert fw.node.safe_mode and fw.status.reset == b"hung: sampler"
+        assert fw.node.safe_mode and fw.status.reset == b'"hung: sampler"'
         assert {j[0] for j in fw.jobs} == {"heartbeat", "connect", "wifi", "status", "inbox", "watchdog"}
         await until(lambda: any(p == "safe_mode" for _, _, p, r in observer.on("fireant/%s/status" % dev)))
         await until(lambda: [json.loads(p) for _, _, p, _ in observer.on("fireant/%s/stats" % dev)])
