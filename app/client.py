@@ -108,6 +108,6 @@ def make(cfg, device, station, status, subs_cb=None, alive=None):
     client.tls = c["ssl_params"]  # the dict mqtt_as wraps each connection with
     # mqtt_as reaches the radio only through _sta_if (pinned commit): it gets a
     # view that can look but not join or leave, so the Wi-Fi task stays its one owner.
-    client._sta_if = Link(station, bytearray(6) if alive is None else alive)
+    client._sta_if = Link(station, bytearray(7) if alive is None else alive)
     return client
 

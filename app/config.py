@@ -151,7 +151,7 @@ def _known(raw, prefix=""):
 def validate(raw, min_interval_s=None, platform=None):
     """Return the settings as nested dicts with defaults filled in, or raise ConfigError.
     cfg["filter"] is None when no filter key differs from its default (nothing to load),
-    cfg["watchdog"] when watchdog.timeout_s is 0.
+    and cfg["watchdog"] is None when watchdog.timeout_s is 0.
     platform: the board's sys.platform ("esp8266", "esp32"); what that chip cannot
     do is refused by name. None (the host, no board known): not checked."""
     if not isinstance(raw, dict):

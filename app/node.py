@@ -36,7 +36,7 @@ STATE_NAMES = (b"booting", b"sensor failing", b"no wifi", b"no broker", b"ok")  
 
 class Node:
     # Class attributes, set on the instance only where they change (app/watchdog.py,
-    # tests): an instance's 24th attribute would grow its table by 6 slots (ESP8266 heap).
+    # tests): each instance attribute costs an ESP8266's heap for good.
     restart_ms = 5000  # pause before a crashed task is restarted
     safe_mode = False
 
