@@ -252,6 +252,10 @@ def validate(raw, min_interval_s=None, platform=None):
             _fail(key, "an ESP8266 has not the heap for the filters (app/filters.py: 35 KB on the ESP8266 model "
                        "with every stage, a calibration offset alone more than 33 KB, of the 30-35 KB it leaves "
                        "free; docs/esp8266.md): leave filter.* at the defaults, or use an ESP32")
+        if cfg["watchdog"]:
+            _fail("watchdog.timeout_s", "an ESP8266 has not the heap for the watchdog (app/watchdog.py: 36 KB on "
+                                        "the ESP8266 model, of the 30-35 KB it leaves free; docs/watchdog.md): set "
+                                        "it to 0, or use an ESP32")
         if mqtt["ca"]:
             _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
                              "support): remove mqtt.ca, or use an ESP32")
