@@ -102,6 +102,27 @@ def deepsleep(ms):
     machine.deepsleep(ms)
 
 
+def boot_record(data=None):
+    """(machine.reset_cause(), RTC memory: it survives a reset, not a power cut);
+    with data, RTC memory written instead. app/watchdog.py names the causes."""
+    if data is not None:
+        return machine.RTC().memory(data)
+    return machine.reset_cause(), bytes(machine.RTC().memory())
+
+
+def reset_causes():
+    """The chip's reset causes, for app/watchdog.py to name."""
+    m = machine
+    return m.PWRON_RESET, m.WDT_RESET, m.SOFT_RESET, m.HARD_RESET, m.DEEPSLEEP_RESET
+
+
+def watchdog(timeout_ms):
+    """The hardware WDT, started: an ESP8266's timeout is fixed (~3 s, its SDK's)."""
+    if sys.platform == "esp8266":
+        return machine.WDT()
+    return machine.WDT(timeout=timeout_ms)
+
+
 def status_name(code):
     """A station status in words, for the log."""
     for name in ("WRONG_PASSWORD", "NO_AP_FOUND", "CONNECTING", "IDLE", "GOT_IP", "CONNECT_FAIL"):

@@ -8,10 +8,11 @@ from .wifi import Link
 _READ_MAX = 256  # the longest read mqtt_as is let make at once: a command's most (app/inbox.py)
 
 
-def make(cfg, device, station, status, subs_cb=None):
+def make(cfg, device, station, status, subs_cb=None, alive=None):
     """The mqtt_as client for our settings, on station (board.station()), calling
     status (app.status.Status) back on every change of the connection, and
-    subs_cb(topic, msg, retained) with each message of a subscription."""
+    subs_cb(topic, msg, retained) with each message of a subscription; alive:
+    node.alive, where the reconnect loop's progress is marked (app/wifi.py's Link)."""
     from mqtt_as import MQTTClient, config as defaults
 
     class Client(MQTTClient):
@@ -104,6 +105,6 @@ def make(cfg, device, station, status, subs_cb=None):
     client.tls = c["ssl_params"]  # the dict mqtt_as wraps each connection with
     # mqtt_as reaches the radio only through _sta_if (pinned commit): it gets a
     # view that can look but not join or leave, so the Wi-Fi task stays its one owner.
-    client._sta_if = Link(station)
+    client._sta_if = Link(station, bytearray(7) if alive is None else alive)
     return client
 

@@ -11,6 +11,8 @@ the command's "id" when it had one.
   {"cmd": "restart"}                     answered, then the board restarts
   {"cmd": "factory_reset"}               forget what commands changed: config.json's
                                          settings again, now and after a restart
+  {"cmd": "safe_mode", "on": false}      leave safe mode (app/watchdog.py): answered,
+                                         then the board restarts into its tasks
 """
 import json
 import os
@@ -93,6 +95,17 @@ async def _do(fw, client, name, req, reply):
 
         board.reset()
         return False  # answered already (a board never gets here)
+    elif name == "safe_mode":
+        if req.get("on") is not False:
+            _fail("on: false (leave safe mode) is the only choice")
+        if not node.safe_mode:
+            _fail("not in safe mode")
+        reply["ok"] = True
+        await client.publish(fw.cmd_result, json.dumps(reply).encode(), False, 1)
+        from .watchdog import reset
+
+        reset(node, b"safe mode off")
+        return False
     elif name == "factory_reset":
         from .config import OVERRIDES
 
@@ -106,7 +119,7 @@ async def _do(fw, client, name, req, reply):
         node.interval_ms = int(s * 1000)
         reply["interval_s"] = s
     else:
-        _fail("unknown command %s (known: interval, status, identify, restart, factory_reset)" % json.dumps(name))
+        _fail("unknown command %s (known: interval, status, identify, restart, factory_reset, safe_mode)" % json.dumps(name))
     return True
 
 

@@ -55,6 +55,10 @@ SCHEMA = (
     # Battery mode (app/sleep.py): deep sleep between samples; 0: always on.
     ("sleep.interval_s", "num", 0, (0, 86400)),
     ("sleep.awake_s", "num", 20, (1, 300)),
+    # The watchdog and safe mode (app/watchdog.py, loaded only when timeout_s is set): docs/watchdog.md.
+    ("watchdog.timeout_s", "num", 0, (0, 3600)),
+    ("watchdog.crashes", "int", 3, (0, 20)),
+    ("watchdog.stable_s", "num", 600, (1, 86400)),
     # Calibration and filters (app/filters.py, loaded only when one is set): README "Filters".
     ("filter.temperature_offset", "num", 0, (-50, 50)),
     ("filter.temperature_multiply", "num", 1, (0.1, 10)),
@@ -150,7 +154,8 @@ def _known(raw, prefix=""):
 
 def validate(raw, min_interval_s=None, platform=None):
     """Return the settings as nested dicts with defaults filled in, or raise ConfigError.
-    cfg["filter"] is None when no filter key differs from its default (nothing to load).
+    cfg["filter"] is None when no filter key differs from its default (nothing to load),
+    and cfg["watchdog"] is None when watchdog.timeout_s is 0.
     platform: the board's sys.platform ("esp8266", "esp32"); what that chip cannot
     do is refused by name. None (the host, no board known): not checked."""
     if not isinstance(raw, dict):
@@ -228,6 +233,8 @@ def validate(raw, min_interval_s=None, platform=None):
         _fail("filter.heartbeat_s", "must not be below filter.throttle_s (a heartbeat the throttle holds back)")
     if all(f[k[7:]] == d for k, _, d, _ in SCHEMA if k.startswith("filter.")):
         cfg["filter"] = None
+    if not cfg["watchdog"]["timeout_s"]:
+        cfg["watchdog"] = None  # off: nothing to load, no section held through start-up
     if platform in _PINS:
         for key, pin, usable in (("sensor.pin", cfg["sensor"]["pin"], _PINS[platform][0]),
                                  ("led.pin", cfg["led"]["pin"], _PINS[platform][1])):
@@ -270,6 +277,10 @@ def validate(raw, min_interval_s=None, platform=None):
             _fail(key, "an ESP8266 has not the heap for the filters (app/filters.py: 35 KB on the ESP8266 model "
                        "with every stage, a calibration offset alone more than 33 KB, of the 30-35 KB it leaves "
                        "free; docs/esp8266.md): leave filter.* at the defaults, or use an ESP32")
+        if cfg["watchdog"]:
+            _fail("watchdog.timeout_s", "an ESP8266 has not the heap for the watchdog (app/watchdog.py: 36 KB on "
+                                        "the ESP8266 model, of the 30-35 KB it leaves free; docs/watchdog.md): set "
+                                        "it to 0, or use an ESP32")
         if mqtt["ca"]:
             _fail("mqtt.ca", "an ESP8266 cannot verify the broker's certificate (its TLS, axTLS, has no CA "
                              "support): remove mqtt.ca, or use an ESP32")

@@ -14,7 +14,7 @@ PATTERNS = {
     NO_WIFI: (500, 500),  # slow even blink
     NO_BROKER: (100, 150, 100, 1150),  # two blinks
     OK: (50, 1950),  # a short flash every 2 s
-}
+}  # safe mode (app/watchdog.py) puts its own in place of every one
 IDENTIFY = (1000, 200)  # long on, short off: unlike any state
 
 
@@ -23,7 +23,8 @@ async def run(node, led):
         until = node.identify_until
         if until is not None and ticks_diff(until, ticks_ms()) <= 0:
             until = node.identify_until = None
-        pattern = PATTERNS[node.state()] if until is None else IDENTIFY
+        node.alive[0] = 1  # progress: heartbeat's mark (app/node.py)
+        pattern = IDENTIFY if until is not None else PATTERNS[node.state()]
         for i in range(len(pattern)):
             led.set(not i & 1)
             await sleep_ms(pattern[i])

@@ -23,8 +23,23 @@ NO_BROKER = 3
 OK = 4
 STATE_NAMES = (b"booting", b"sensor failing", b"no wifi", b"no broker", b"ok")  # as the telemetry sends them
 
+# Progress marks (node.alive), one byte per watched task, at these indexes: heartbeat
+# 0, sampler 1, wifi 2, publisher 3, status 4, mqtt_as's reconnect loop 5 (it looks
+# at the station, app/wifi.py's Link, at least once a cycle). Each sets its own to 1
+# (moved) as it goes round, or to 2 (parked) before a wait that another watched task
+# ends (the publisher waiting for readings, or for mqtt_as's reconnect loop).
+# Byte 6 counts MemoryError crashes (supervise()), mod 256.
+# app/watchdog.py clears the 1s and feeds the WDT only while none has stayed clear
+# longer than its bound. A store into a bytearray: no allocation. Each module names
+# its indexes with const() of its own: no module global per name (ESP8266 heap).
+
 
 class Node:
+    # Class attributes, set on the instance only where they change (app/watchdog.py,
+    # tests): each instance attribute costs an ESP8266's heap for good.
+    restart_ms = 5000  # pause before a crashed task is restarted
+    safe_mode = False
+
     def __init__(self, device):
         self.device = device
         self.booted = False  # set once the first reading or failure is in
@@ -39,8 +54,8 @@ class Node:
         self.wifi_drops = 0  # times the station lost its link
         self.broker_connects = 0
         self.restarts = 0  # task crashes survived
+        self.alive = bytearray(7)  # progress marks, as above; [6]: MemoryError crashes, mod 256
         self.client_started = False  # mqtt_as made its first connection: it reconnects on its own
-        self.restart_ms = 5000  # pause before a crashed task is restarted
         self.interval_ms = 5000  # sampling period; a command may change it at run time
         self.identify_until = None  # ticks_ms until which the LED shows IDENTIFY
         # Per-boot id: with it seq is unique across reboots. Two 16-bit draws: no bigint on a board.
@@ -158,6 +173,8 @@ async def supervise(node, jobs):
                         log(name, "returned; restarting")
                     except Exception as e:  # CancelledError and KeyboardInterrupt are not Exceptions
                         node.restarts += 1
+                        if isinstance(e, MemoryError):  # app/watchdog.py counts them: a heap in pieces
+                            node.alive[6] = (node.alive[6] + 1) & 255
                         log_exception(name, e)
                         log(name, "crashed; restarting in %d ms" % node.restart_ms)
                 elif down[i] and ticks_diff(ticks_ms(), died[i]) >= node.restart_ms:

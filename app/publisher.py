@@ -32,6 +32,7 @@ from .node import sleep_ms
 _POLL_MS = const(10)  # how often PUBACKs are looked for while readings are on their way
 _MASK = const(0x3FFFFFFF)
 _HALF = const(0x20000000)
+_PUBLISHER = const(3)  # node.alive's index (app/node.py): 1 moved, 2 parked
 
 
 def payload(head, boot, reading, uptime_ms, utc):
@@ -69,9 +70,12 @@ def _message(node, head, boot, r):
 async def run(node, client, backlog, cfg, readings, window=16):
     """readings: (the readings' topic, the head of their JSON), as bytes."""
     from time import ticks_diff, ticks_ms  # locals: the module's dict stays as small (an ESP8266's heap)
+
+    alive = node.alive
     if not node.client_started:  # a restarted publisher must not connect twice
         from . import connect
 
+        alive[_PUBLISHER] = 2  # connect's own retries: bounded by its backoff
         await connect.first_connect(node, client, cfg)
         del connect  # the module dropped itself once connected: let it go
     to, start = readings
@@ -88,10 +92,13 @@ async def run(node, client, backlog, cfg, readings, window=16):
     orphaned = backlog.orphaned
     conn = client.conns  # the connection the window and the orphans were sent on
     while True:
+        alive[_PUBLISHER] = 1
         if not sent:
+            alive[_PUBLISHER] = 2  # on the sampler
             await backlog.wait()
             while node.first_sync:  # bounded by ntp.timeout_s: then the backlog goes out with its time
                 await sleep_ms(100)
+            alive[_PUBLISHER] = 1
         up = client.up()
         if orphans:
             if not up or client.conns != conn:
@@ -109,6 +116,7 @@ async def run(node, client, backlog, cfg, readings, window=16):
             sent = 0  # none of them counts any more: sent again from the oldest
             gen = backlog.gen
             backlog.sending = 0
+            alive[_PUBLISHER] = 2  # on mqtt_as's reconnect loop (watched: MQTT)
             await client._connection()  # mqtt_as's wait for a connection
             conn = client.conns  # packet ids of another connection mean nothing on this one
             continue

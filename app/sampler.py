@@ -24,6 +24,7 @@ from .node import log, sleep_ms
 _JUMP_T10 = const(200)  # tenths of a degree
 _JUMP_MS = const(60000)
 _JUMPS = const(3)
+_SAMPLER = const(1)  # node.alive's index (app/node.py)
 
 
 async def run(node, sensor, backlog, filt=None):
@@ -32,6 +33,7 @@ async def run(node, sensor, backlog, filt=None):
     last_t10 = jumps = 0
     good = False  # last_t10 holds a reading
     while True:
+        node.alive[_SAMPLER] = 1
         try:
             t, h = sensor.read()
             now = ticks_ms()
@@ -69,9 +71,12 @@ async def run(node, sensor, backlog, filt=None):
             wait = ticks_diff(due, ticks_ms())
             if wait <= 0:
                 break
+            node.alive[_SAMPLER] = 1
             await sleep_ms(min(wait, 1000))
             slept = True
         # Overrun, or the interval shortened while it waited (due then lies a long way
         # back): the schedule starts again from now, not with reads back to back.
         if wait < 0 and (not slept or wait < -(node.interval_ms >> 1)):
             due = ticks_ms()
+        if not slept:  # a read longer than the interval: the other tasks' turn all the same
+            await sleep_ms(0)

@@ -120,7 +120,7 @@ def build(cfg, files=("config.json", "secrets.json")):
     fw.led = board.Led(cfg["led"]["pin"], cfg["led"]["active_low"])
     fw.status = Status(node, fw.backlog, topic(m["status_topic"], device), topic(m["stats_topic"], device))
     fw.inbox = inbox = _inbox(fw, cfg, device)
-    fw.client = client.make(cfg, device, board.station(), fw.status, inbox and inbox.put)
+    fw.client = client.make(cfg, device, board.station(), fw.status, inbox and inbox.put, node.alive)
     forget("client")
     if inbox:
         inbox.client = fw.client
@@ -135,13 +135,18 @@ def build(cfg, files=("config.json", "secrets.json")):
                ("wifi", wifi.run, (node, c["wifi"])),
                ("publisher", publisher.run, (node, fw.client, fw.backlog, c, fw.readings, fw.window)),
                ("status", fw.status.run, (fw.client, int(cfg["telemetry"]["interval_s"] * 1000)))]
+    w = cfg["watchdog"]
+    if w:  # None: watchdog.timeout_s 0
+        from . import watchdog
+
+        watchdog.setup(fw, w, m)
     if inbox:
         from .inbox import run
 
         fw.jobs.append(("inbox", run, (node, inbox, fw)))
-    if sleep_ms:
+    if sleep_ms and not node.safe_mode:  # safe mode stays awake for its commands
         fw.jobs.append(("sleep", sleep.run, (fw, sleep_ms, int(cfg["sleep"]["awake_s"] * 1000))))
-    if cfg["ntp"]["resync_s"] > 0:  # 0: no clock task, readings say "ts": null
+    if cfg["ntp"]["resync_s"] > 0 and not node.safe_mode:  # 0: no clock task, readings say "ts": null
         from . import clock
 
         fw.jobs.append(("clock", clock.run, (node, c["ntp"])))

@@ -20,6 +20,7 @@ from . import board
 from .node import STATE_NAMES, VERSION, log, log_exception, sleep_ms
 
 _POLL_MS = const(1000)
+_STATUS = const(4)  # node.alive's index (app/node.py): 1 moved, 2 parked
 
 
 class Status:
@@ -29,6 +30,8 @@ class Status:
         self._told = 0  # node.dropped in the last report
         self._at = ticks_ms()  # when the last report went out
         self.on_connect = None  # called once a connection is announced (app/inbox.py: subscribe, discovery)
+        self.reset = b"null"  # why this boot happened, as JSON: app/watchdog.py knows it
+        self.presence = b"online"  # what the status topic says while connected (app/watchdog.py: safe_mode)
 
     async def link(self, up):
         node = self._node
@@ -47,11 +50,11 @@ class Status:
         return (b'{"device": "%s", "boot": "%s", "version": "%s", "uptime_ms": %d, "ts": %s, "heap_free": %d, '
                 b'"heap_min_free": %d, "rssi": %s, "ip": "%s", "seq": %d, "queued": %d, "published": %d, '
                 b'"dropped": %d, "sensor_errors": %d, "filtered": %d, "wifi_drops": %d, "broker_connects": %d, '
-                b'"restarts": %d, "state": "%s"}') % (
+                b'"restarts": %d, "state": "%s", "reset": %s}') % (
             n.device.encode(), n.boot.encode(), VERSION, n.uptime(), b"null" if t is None else b"%d.%03d" % t,
             n.free(), n.min_free, b"null" if rssi is None else b"%d" % rssi, sta.ifconfig()[0].encode(), n.seq,
             len(self._backlog), n.published, n.dropped, n.sensor_errors, n.filtered, n.wifi_drops,
-            n.broker_connects, n.restarts, STATE_NAMES[n.state()])
+            n.broker_connects, n.restarts, STATE_NAMES[n.state()], self.reset)
 
     async def report(self, client):
         """Publish the telemetry now, retained, QoS 1; waits out an outage, and is
@@ -70,7 +73,7 @@ class Status:
         node = self._node
         while node.broker_up:
             try:
-                await client.publish(self.topic, b"online", True, 1)
+                await client.publish(self.topic, self.presence, True, 1)
                 await self.report(client)
                 if self.on_connect:
                     self.on_connect()
@@ -86,9 +89,11 @@ class Status:
         count and the least free heap current."""
         node = self._node
         while True:
+            node.alive[_STATUS] = 1
             await sleep_ms(_POLL_MS)
             node.uptime()
             node.free()
             if node.broker_up and ((every_ms and ticks_diff(ticks_ms(), self._at) >= every_ms) or (
                     node.dropped != self._told and len(self._backlog) <= 1)):
+                node.alive[_STATUS] = 2  # an outage's wait: on mqtt_as's reconnect loop
                 await self.report(client)

@@ -26,19 +26,25 @@ from . import board
 from .node import backoff_ms, log, sleep_ms
 
 _POLL_MS = const(250)
+_WIFI = const(2)  # node.alive's indexes (app/node.py)
+_MQTT = const(5)
 _WRONG_PASSWORD_MS = const(5000)  # an ESP32's status says the last failure's reason until it joins
 
 
 class Link:
-    """The station as mqtt_as sees it: it may look, never join or leave."""
+    """The station as mqtt_as sees it: it may look, never join or leave. Its
+    reconnect loop looks at least once a cycle: each look is its progress mark."""
 
-    def __init__(self, sta):
+    def __init__(self, sta, alive):
         self._sta = sta
+        self._alive = alive  # node.alive
 
     def isconnected(self):
+        self._alive[_MQTT] = 1
         return self._sta.isconnected()
 
     def status(self, *args):
+        self._alive[_MQTT] = 1
         return self._sta.status(*args)
 
     def config(self, *args, **kwargs):
@@ -82,6 +88,7 @@ async def run(node, wifi):
         _ask(sta, ssid, password)
     since = down = ticks_ms()  # since: the driver was last asked to join, or lost the link; down: no link since
     while True:
+        node.alive[_WIFI] = 1
         up = sta.isconnected()
         if up != node.wifi_up:
             node.wifi_up = up
@@ -106,6 +113,7 @@ async def run(node, wifi):
             log("wifi", "could not join %r (%s); retry in %d ms" % (ssid, board.status_name(sta.status()), delay))
             t0 = ticks_ms()
             while ticks_diff(ticks_ms(), t0) < delay and not sta.isconnected():
+                node.alive[_WIFI] = 1
                 await sleep_ms(_POLL_MS)  # the driver keeps trying meanwhile: a link back ends the wait
             if not sta.isconnected():
                 _ask(sta, ssid, password)

@@ -59,6 +59,8 @@ def reset_board():
     network.MDNS_SERVER = ("224.0.0.251", 5353)
     dht.reads = 0
     machine.resets = 0
+    machine.wdt_resets = 0
+    machine._wdt = None  # a started WDT: the next run's board has none
 
 
 @contextlib.asynccontextmanager

@@ -127,8 +127,8 @@ async def test_malformed_oversized_and_unknown_commands_get_an_error_and_harm_no
         assert fw.node.restarts == 0
     errors = [a["error"] for a in answers]
     assert errors == ["not JSON", "not a JSON object",
-                      'unknown command "selfdestruct" (known: interval, status, identify, restart, factory_reset)',
-                      "unknown command null (known: interval, status, identify, restart, factory_reset)",
+                      'unknown command "selfdestruct" (known: interval, status, identify, restart, factory_reset, safe_mode)',
+                      "unknown command null (known: interval, status, identify, restart, factory_reset, safe_mode)",
                       "too long: 5000 bytes, at most 256", "s: a number from 1 to 3600, got -1",
                       "id: a string or number of at most 64 characters"]
     assert all(a["ok"] is False for a in answers)

@@ -229,3 +229,17 @@ def test_overrides_merge_over_both_files_and_a_bad_one_never_stops_a_boot(tmp_pa
         assert "WARNING: %s ignored" % over in capsys.readouterr().out
     with pytest.raises(ConfigError, match="sensor.interval_s: a DHT22 cannot be read more often"):
         config.load(path, none, overrides={"sensor": {"interval_s": 0.5}})  # a command's: refused
+
+
+def test_the_watchdog_is_off_unless_set_refused_on_an_esp8266_and_needs_no_minimum():
+    assert config.validate({"mqtt": {"server": "b"}})["watchdog"] is None  # off: nothing to load
+    cfg = config.validate({"mqtt": {"server": "b"}, "watchdog": {"timeout_s": 30}}, platform="esp32")
+    assert cfg["watchdog"] == {"timeout_s": 30, "crashes": 3, "stable_s": 600}
+    with pytest.raises(ConfigError, match="watchdog.timeout_s: an ESP8266 has not the heap for the watchdog"):
+        config.validate({"mqtt": {"server": "b"}, "watchdog": {"timeout_s": 30}}, platform="esp8266")
+    assert config.validate({"mqtt": {"server": "b"}, "watchdog": {"timeout_s": 0}}, platform="esp8266")["watchdog"] \
+        is None
+    for bad, key in (({"timeout_s": -1}, "watchdog.timeout_s"), ({"crashes": 21}, "watchdog.crashes"),
+                     ({"stable_s": 0}, "watchdog.stable_s")):
+        with pytest.raises(ConfigError, match=key):
+            config.validate({"mqtt": {"server": "b"}, "watchdog": bad})

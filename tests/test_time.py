@@ -181,7 +181,7 @@ async def test_telemetry_is_complete_periodic_and_on_demand(broker, observer, nt
     at, s = stats(observer, dev)[-1]
     assert set(s) >= {"device", "boot", "version", "uptime_ms", "ts", "heap_free", "heap_min_free", "rssi", "ip",
                       "seq", "queued", "published", "dropped", "sensor_errors", "wifi_drops", "broker_connects",
-                      "restarts", "state"}
+                      "restarts", "state", "reset"}
     assert s["boot"] == node.boot and s["rssi"] == -60 and s["ip"] == "127.0.0.1" and s["state"] == "ok"
     assert s["wifi_drops"] == 0 and s["broker_connects"] == 1 and s["dropped"] == 0
     assert -0.05 <= wall(at) - s["ts"] <= TOLERANCE_S

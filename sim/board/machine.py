@@ -20,6 +20,7 @@ class Pin:
             self.value(value)
 
     def value(self, v=None):
+        wdt_check()
         if v is None:
             return Pin.levels.get(self.id, 0)
         Pin.levels[self.id] = 1 if v else 0
@@ -27,16 +28,30 @@ class Pin:
 
 
 resets = 0  # machine.reset() calls, for tests
+wdt_resets = 0  # resets by a starved WDT, for tests (in-process: counted, the process goes on)
+
+# reset_cause()'s values, as the ESP8266 port numbers them (the SDK's rst_info reasons).
+PWRON_RESET = 0
+WDT_RESET = 1
+SOFT_RESET = 4
+DEEPSLEEP_RESET = 5
+HARD_RESET = 6
+_CAUSE = "reset_cause"  # in the board's directory: why the last run ended; none = power-on
+_RTC = "rtc_memory"  # RTC memory: survives a reset, not a power cut (a new directory)
 
 
-def reset():
-    """A board restarts. Under MicroPython (the unix port, the emulator) the process
-    ends, and the emulator starts it again; in-process (CPython tests) the board
-    cannot restart: the call is counted in resets and returns."""
-    global resets
-    resets += 1
-    print("machine: reset")
+def _end(cause, hard=False):
+    """A board restarts: under MicroPython (the unix port, the emulator) the process
+    ends, the cause left for the next run; in-process (CPython tests) it cannot:
+    the call returns. hard: nothing of the firmware's runs after (a watchdog: the
+    process killed, SIGKILL, as a board's chip resets), else SystemExit."""
     if sys.implementation.name == "micropython":
+        with open(_CAUSE, "w") as f:
+            f.write(str(cause))
+        if hard:
+            import os
+
+            os.system("kill -9 $PPID")  # the shell's parent: this process
         sys.exit(0)
 
 
@@ -45,23 +60,85 @@ sleeps = []  # machine.deepsleep() calls (ms), for tests
 
 def deepsleep(ms=0):
     """A board powers down: nothing after the call runs, no finally, no goodbye;
-    the next run in the same directory is its wake. Under MicroPython the process
-    is killed (SIGTERM from a shell: the unix port has no os._exit); in-process
-    (CPython tests) the call is recorded and returns."""
+    the next run in the same directory is its wake (reset_cause DEEPSLEEP_RESET).
+    In-process (CPython tests) the call is recorded and returns."""
     sleeps.append(ms)
     print("machine: deepsleep %d ms" % ms)
-    if sys.implementation.name == "micropython":
-        import os
+    _end(DEEPSLEEP_RESET, True)
 
-        os.system("kill -TERM $PPID")
-        while True:  # until the signal lands
-            pass
+
+def reset():
+    """machine.reset(): counted in resets (in-process the call returns)."""
+    global resets
+    resets += 1
+    print("machine: reset")
+    _end(SOFT_RESET)
+
+
+def reset_cause():
+    """Why this run started: what the last one left (once), else power-on."""
+    import os
+
+    try:
+        with open(_CAUSE) as f:
+            cause = int(f.read())
+        os.remove(_CAUSE)
+    except (OSError, ValueError):
+        return PWRON_RESET
+    return cause
+
+
+_wdt = None  # the started WDT: [timeout_ms, ticks of the last feed]
+
+
+def wdt_check():
+    """A starved WDT resets the board. Boards count in hardware; here every call
+    into the sim board (simboard's poll, the LED) looks, so a loop blocked for
+    longer than the timeout resets as soon as it runs again."""
+    global _wdt, wdt_resets
+    if _wdt is None:
+        return
+    from time import ticks_diff, ticks_ms
+
+    if ticks_diff(ticks_ms(), _wdt[1]) > _wdt[0]:
+        _wdt = None  # a board starts again without one
+        wdt_resets += 1
+        print("machine: watchdog reset")
+        _end(WDT_RESET, True)
+
+
+class WDT:
+    """Started, it cannot be stopped (as on both chips)."""
+
+    def __init__(self, id=0, timeout=5000):
+        from time import ticks_ms
+
+        global _wdt
+        _wdt = [timeout, ticks_ms()]
+
+    def feed(self):
+        from time import ticks_ms
+
+        wdt_check()  # a chip would have reset during the gap already
+        if _wdt is not None:
+            _wdt[1] = ticks_ms()
 
 
 class RTC:
-    """Setting it moves the process's clock where libfaketime runs it (tests of a
+    """memory(): RTC memory, a file in the board's directory (it survives a reset).
+    Setting the time moves the process's clock where libfaketime runs it (tests of a
     board whose clock reads 2000): FAKETIME_TIMESTAMP_FILE holds the offset from
     the real time, re-read on every call (FAKETIME_NO_CACHE)."""
+
+    def memory(self, data=None):
+        if data is None:
+            try:
+                with open(_RTC, "rb") as f:
+                    return f.read()
+            except OSError:
+                return b""
+        with open(_RTC, "wb") as f:
+            f.write(data)
 
     def datetime(self, dt=None):
         import time

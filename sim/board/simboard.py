@@ -78,6 +78,9 @@ def set(**changes):
 
 def get(key):
     _poll()
+    import machine
+
+    machine.wdt_check()  # a starved watchdog resets the board (sim/board/machine.py)
     return STATE[key]
 
 
