@@ -27,7 +27,7 @@ python_version = 3.11
 check_untyped_defs = True
 disable_error_code = var-annotated, str-format, operator
 
-[mypy-mqtt_as,mqtt_as.*,primitives,primitives.*]
+[mypy-mqtt_as,mqtt_as.*,primitives,primitives.*,microdot]
 # mip installs them on the board; they are not ours to check
 ignore_missing_imports = True
 """
