@@ -121,6 +121,7 @@ async def test_long_broker_and_wifi_outages_never_reset(broker, observer, flash)
         assert fw.node.broker_up is False and machine.resets == 0 and machine.wdt_resets == 0
         proxy.set_mode("pass")
         await until(lambda: fw.node.broker_up, 30)
+        await until(lambda: not len(fw.backlog), 30)  # drained: the next outage starts with the queue empty
         simboard.set(link=False)  # and the Wi-Fi
         await until(lambda: not fw.node.wifi_up, 10)
         await asyncio.sleep(25)
