@@ -1,7 +1,9 @@
-"""The only module that touches machine, network and dht; sim/board mirrors what it uses."""
+"""The only module that touches machine, network and dht; sim/board mirrors what it uses.
+
+It stays loaded while the tasks run: on an ESP8266 each name it defines costs heap,
+and past 29 names its dict doubles, so related calls share a function."""
 import sys
 import time
-from binascii import hexlify
 
 import dht
 import machine
@@ -25,11 +27,6 @@ def clock_set():
     return time.gmtime(time.time())[0] >= 2025
 
 
-def utc():
-    """The real-time clock in UTC seconds since 1970 (the boards count from 2000)."""
-    return int(time.time()) + (946684800 if time.gmtime(0)[0] == 2000 else 0)
-
-
 def set_clock(utc):
     """Set the real-time clock to utc, seconds since 1970 (the boards count from 2000)."""
     tm = time.gmtime(utc - (946684800 if time.gmtime(0)[0] == 2000 else 0))
@@ -42,6 +39,8 @@ def min_interval_s():
 
 
 def unique_id():
+    from binascii import hexlify
+
     return hexlify(machine.unique_id()).decode()
 
 
@@ -103,17 +102,14 @@ def deepsleep(ms):
 
 
 def boot_record(data=None):
-    """(machine.reset_cause(), RTC memory: it survives a reset, not a power cut);
-    with data, RTC memory written instead. app/watchdog.py names the causes."""
-    if data is not None:
-        return machine.RTC().memory(data)
-    return machine.reset_cause(), bytes(machine.RTC().memory())
-
-
-def reset_causes():
-    """The chip's reset causes, for app/watchdog.py to name."""
+    """(machine.reset_cause(), RTC memory: it survives a reset, not a power cut,
+    the chip's causes for app/watchdog.py to name: power-on, WDT, soft, reset
+    pin, deep sleep); with data, RTC memory written instead."""
     m = machine
-    return m.PWRON_RESET, m.WDT_RESET, m.SOFT_RESET, m.HARD_RESET, m.DEEPSLEEP_RESET
+    if data is not None:
+        return m.RTC().memory(data)
+    return m.reset_cause(), bytes(m.RTC().memory()), (
+        m.PWRON_RESET, m.WDT_RESET, m.SOFT_RESET, m.HARD_RESET, m.DEEPSLEEP_RESET)
 
 
 def watchdog(timeout_ms):
@@ -139,37 +135,28 @@ def set_hostname(name):
 
 
 def access_point(ssid, password):
-    """Serve an access point when ssid is set; otherwise make sure it is off
-    (an ESP8266 starts its AP on every boot)."""
+    """Serve an access point when ssid is set, WPA2 with password, else open (the
+    setup portal's may be: wifi.ap_password); returns (address, port) a web server
+    on it listens on (the sim board names its port). Without ssid make sure it is
+    off (an ESP8266 starts its AP on every boot). The station is not touched."""
     ap = network.WLAN(network.AP_IF)
     if ssid:
         ap.active(True)
-        ap.config(essid=ssid, password=password, authmode=3)  # WPA2-PSK
-    elif ap.active():
+        if password:
+            ap.config(essid=ssid, password=password, authmode=3)  # WPA2-PSK
+        else:
+            ap.config(essid=ssid, authmode=0)
+        return ap.ifconfig()[0], getattr(network, "PORTAL_PORT", 80)
+    if ap.active():
         ap.active(False)
 
 
-def portal_ap(essid, password):
-    """The provisioning portal's access point, open unless password (WPA2) is set
-    (wifi.ap_password): (address, port) its web server listens on. The station
-    is left off: nothing is joined while the portal runs."""
-    ap = network.WLAN(network.AP_IF)
-    ap.active(True)
-    if password:
-        ap.config(essid=essid, password=password, authmode=3)
-    else:
-        ap.config(essid=essid, authmode=0)
-    return ap.ifconfig()[0], getattr(network, "PORTAL_PORT", 80)  # the sim board names its own
-
-
-def dns_server():
-    """(ip, port) of the DNS server the network gave us; the sim board names its port."""
+def dns_server(mdns=False):
+    """(ip, port) of the DNS server the network gave us, or with mdns where a
+    one-shot mDNS query goes: the mDNS group (the sim board names its own)."""
+    if mdns:
+        return getattr(network, "MDNS_SERVER", ("224.0.0.251", 5353))
     return station().ifconfig()[3], getattr(network, "DNS_PORT", 53)
-
-
-def mdns_server():
-    """Where a one-shot mDNS query goes: the mDNS group (the sim board names its own)."""
-    return getattr(network, "MDNS_SERVER", ("224.0.0.251", 5353))
 
 
 def ntp_port():

@@ -141,5 +141,5 @@ async def resolve(name, server, timeout_ms=3000):
     mdns = name.lower().endswith(".local")
     qid = getrandbits(16)
     qname = name.lower().encode()
-    return await ask("mDNS" if mdns else "DNS server", board.mdns_server() if mdns else server,
+    return await ask("mDNS" if mdns else "DNS server", board.dns_server(True) if mdns else server,
                      _query(name, qid), lambda data: _answer(data, qid, qname, mdns), timeout_ms, mdns)

@@ -208,7 +208,7 @@ async def run(config, secrets, ap_password, open_ms):
     from time import ticks_diff, ticks_ms
 
     essid = "fireant-" + board.unique_id()[-4:]
-    host, port = board.portal_ap(essid, ap_password)
+    host, port = board.access_point(essid, ap_password)
     log("app", "%s starting: provisioning portal at http://%s:%d/" % (essid, host, port))
     t0 = ticks_ms()
     shown = [None, None, 0]

@@ -24,14 +24,17 @@ _STATUS = const(4)  # node.alive's index (app/node.py): 1 moved, 2 parked
 
 
 class Status:
+    # Class attributes, set on the instance only where they change (app/watchdog.py):
+    # each instance attribute costs an ESP8266's heap for good.
+    reset = b"null"  # why this boot happened, as JSON: app/watchdog.py knows it
+    presence = b"online"  # what the status topic says while connected (app/watchdog.py: safe_mode)
+    on_connect = None  # called once a connection is announced (app/inbox.py: subscribe, discovery)
+
     def __init__(self, node, backlog, topic, stats_topic):
         self._node, self._backlog = node, backlog
         self.topic, self._stats = topic, stats_topic  # as bytes; the will says "offline" to topic
         self._told = 0  # node.dropped in the last report
         self._at = ticks_ms()  # when the last report went out
-        self.on_connect = None  # called once a connection is announced (app/inbox.py: subscribe, discovery)
-        self.reset = b"null"  # why this boot happened, as JSON: app/watchdog.py knows it
-        self.presence = b"online"  # what the status topic says while connected (app/watchdog.py: safe_mode)
 
     async def link(self, up):
         node = self._node

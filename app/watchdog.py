@@ -42,8 +42,7 @@ def boot(crashes):
     """(safe mode?, why this boot happened) from what the last boot left in RTC
     memory and the chip's reset cause; the record is rewritten for this boot."""
     global _crashes
-    c, memory = board.boot_record()
-    power, wdt, soft, pin, deep = board.reset_causes()
+    c, memory, (power, wdt, soft, pin, deep) = board.boot_record()
     cause = b"power-on" if c == power else b"watchdog" if c == wdt else b"reset" if c == soft else \
         b"reset pin" if c == pin else b"deep sleep" if c == deep else b"crash"  # an ESP8266's exception or soft WDT
     try:
