@@ -78,6 +78,9 @@ async def run(node, client, backlog, cfg, readings, window=16):
         alive[_PUBLISHER] = 2  # connect's own retries: bounded by its backoff
         await connect.first_connect(node, client, cfg)
         del connect  # the module dropped itself once connected: let it go
+        from gc import collect
+
+        collect()  # with app/connect.py and app/dns.py: the drain starts in one clean heap (an ESP8266's)
     to, start = readings
     boot = node.boot.encode()
     pids = array("H", bytearray(2 * window))  # in flight: the oldest `sent` available readings

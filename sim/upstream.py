@@ -38,7 +38,7 @@ MICROPYTHON = "1c3c201149f37fe8d81246191b3127bb198d6306"  # v1.29.0-preview-731,
 MICROPYTHON_URL = "github:micropython/micropython"
 MODEL_DIR = os.path.join(paths.SIM, "esp8266")  # the variant and its C modules (flash/, axtls/)
 # What the model has in ROM besides asyncio and ssl (sim/esp8266/manifest.py).
-MODEL_FROZEN = [os.path.join(paths.BOARD, n + ".py") for n in ("simboard", "machine", "network", "dht", "esp")] + \
+MODEL_FROZEN = [os.path.join(paths.BOARD, n + ".py") for n in ("simboard", "machine", "simwdt", "network", "dht", "esp")] + \
     [os.path.join(paths.SIM, n) for n in ("unixrun.py", "tlsfirst.py")]
 
 

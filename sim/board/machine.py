@@ -107,21 +107,13 @@ def wdt_check():
         _end(WDT_RESET, True)
 
 
-class WDT:
-    """Started, it cannot be stopped (as on both chips)."""
+def WDT(id=0, timeout=5000):
+    """Started, it cannot be stopped (as on both chips). A function here, its class
+    in simwdt.py, loaded when one is started: the model's heap holds no class for
+    what a firmware with the watchdog off never uses (machine is C on a board)."""
+    from simwdt import WDT
 
-    def __init__(self, id=0, timeout=5000):
-        from time import ticks_ms
-
-        global _wdt
-        _wdt = [timeout, ticks_ms()]
-
-    def feed(self):
-        from time import ticks_ms
-
-        wdt_check()  # a chip would have reset during the gap already
-        if _wdt is not None:
-            _wdt[1] = ticks_ms()
+    return WDT(timeout)
 
 
 class RTC:
@@ -151,18 +143,14 @@ class RTC:
         path = os.getenv("FIREANT_SIM_CLOCK")
         if path:
             y, mo, d, _, h, mi, s = dt[:7]
-            days = _days(y, mo, d)
+            y -= mo <= 2  # days from 1970-01-01 to the date (proleptic Gregorian)
+            era = y // 400
+            yoe = y - era * 400
+            doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+            days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
             with open(path) as f:
                 offset = int(f.read().strip() or 0)
             new = days * 86400 + h * 3600 + mi * 60 + s - (int(time.time()) - offset)
             with open(path, "w") as f:
                 f.write("%+d" % new)
 
-
-def _days(y, m, d):
-    """Days from 1970-01-01 to the date (proleptic Gregorian)."""
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468

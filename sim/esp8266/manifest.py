@@ -4,7 +4,7 @@
 # simulated board's modules (C in a board's ROM) with the runner.
 include("$(MPY_DIR)/extmod/asyncio")
 require("ssl")
-for name in ("simboard", "machine", "network", "dht", "esp"):
+for name in ("simboard", "machine", "simwdt", "network", "dht", "esp"):
     module(name + ".py", base_path="../board")
 module("unixrun.py", base_path="..")
 module("tlsfirst.py", base_path="..")  # run(..., tls_first=True): sim/tlsfirst.py
