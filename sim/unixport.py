@@ -99,7 +99,7 @@ ESP8266_PATH = ":.frozen:/rom:/rom/lib"
 ROMFS_PARTITION = 320 * 1024  # the FLASH_2M_ROMFS board's ROMFS partition
 # What each program logs its start and clean stop under: "[ticks] <tag>: ...".
 PROGRAMS = {"unixrun": "app", "bareclient": "bare"}
-BOARD_MODULES = ("simboard", "simweather", "machine", "network", "dht", "unixrun")
+BOARD_MODULES = ("simboard", "simweather", "machine", "simwdt", "network", "dht", "unixrun")
 STANDIN_FILES = ("mqtt_as/__init__.py", "mqtt_as/_memory.py", "primitives/__init__.py",
                  "primitives/ringbuf_queue.py")
 _TICKS = re.compile(r"\[\s*(\d+)\] ")
