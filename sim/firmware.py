@@ -49,6 +49,18 @@ def sim_config(broker=None, **sections):
     return raw
 
 
+async def until(predicate, timeout=30.0, step=0.05):
+    """Wait for a condition instead of sleeping a fixed time: AssertionError once
+    timeout s have passed on the host's clock without it (the tests' one helper)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met within %.0f s" % timeout)
+        await asyncio.sleep(step)
+
+
 def reset_board():
     """Fresh board between runs: medium up, sensor fine, radio state forgotten."""
     simboard.STATE.clear()

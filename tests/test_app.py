@@ -10,20 +10,12 @@ import time
 
 import simboard
 
-from sim.firmware import running, sim_config
+from sim.firmware import running, sim_config, until
 from sim.mosquitto import PASSWORD, Subscriber
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTERVAL_MS = 200
 SLACK_MS = 100  # event-loop jitter on a loaded 2-core CI machine; bench/ reports the real figure
-
-
-async def until(predicate, timeout=30.0):
-    for _ in range(int(timeout * 20)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met within %.0f s" % timeout)
 
 
 def max_gap_ms(readings):

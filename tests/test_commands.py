@@ -9,6 +9,7 @@ import machine
 import paho.mqtt.publish as mqtt_publish
 import pytest
 
+from sim import firmware
 from sim.firmware import running, sim_config
 from sim.mosquitto import PASSWORD, USER
 
@@ -17,12 +18,8 @@ RESULT = CMD + "/result"
 LED = 2  # active low in sim_config
 
 
-async def until(predicate, timeout=20.0):
-    for _ in range(int(timeout * 20)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met within %.0f s" % timeout)
+def until(predicate, timeout=20.0, step=0.05):
+    return firmware.until(predicate, timeout, step)
 
 
 def send(broker, payload, topic=CMD, retain=False):

@@ -14,29 +14,12 @@ import time
 import pytest
 
 import deploy
-from deployer.deps import pins
 from deployer.monitor import Fleet
 from sim.emulator import Emulator
 from sim.firmware import sim_config
-from sim.mipindex import PackageIndex
 from sim.mosquitto import PASSWORD, USER
-from test_deploy import DEPLOY, ROOT, packages, snapshot, wait_for  # tests/ is on sys.path under pytest
-
-
-@pytest.fixture(scope="module")
-def index():
-    with PackageIndex(packages(), [version for _, version in pins()]) as idx:
-        yield idx
-
-
-@pytest.fixture
-def settings(tmp_path):
-    raw = sim_config(None, sensor={"interval_s": 2})
-    secrets = {"wifi": {"password": raw["wifi"].pop("password")}, "mqtt": {"password": raw["mqtt"].pop("password")}}
-    cfg, sec = tmp_path / "config.json", tmp_path / "secrets.json"
-    cfg.write_text(json.dumps(raw))
-    sec.write_text(json.dumps(secrets))
-    return cfg, sec
+# tests/ is on sys.path under pytest; index and settings are its fixtures, shared
+from test_deploy import DEPLOY, ROOT, index, packages, settings, snapshot, wait_for  # noqa: F401
 
 
 def board(tmp_path, name, **kw):

@@ -30,20 +30,12 @@ import simboard
 from sim import paths, unixport
 from sim.dnsserver import DnsServer
 from sim.faultproxy import FaultProxy
-from sim.firmware import running, sim_config
+from sim.firmware import running, sim_config, until
 from sim.mosquitto import Mosquitto, Subscriber, judge
 
 INTERVAL_MS = 200
 SLACK_MS = 100  # scheduling jitter on a loaded 2-core machine; bench/ reports the real figure
 READINGS = "sensors/environmental"
-
-
-async def until(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met within %.0f s" % timeout)
-        await asyncio.sleep(0.05)
 
 
 def readings(sub, device):

@@ -17,15 +17,12 @@ from app import board, sampler
 from app.config import validate
 from app.filters import Filter
 from app.node import Node
+from sim import firmware
 from sim.firmware import running, sim_config
 
 
-async def until(predicate, timeout=20.0, step=0.05):
-    for _ in range(int(timeout / step)):
-        if predicate():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError("condition not met within %.0f s" % timeout)
+def until(predicate, timeout=20.0, step=0.05):
+    return firmware.until(predicate, timeout, step)
 
 
 class Recorder:

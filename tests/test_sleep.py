@@ -4,7 +4,6 @@ returns); on the MicroPython unix port real wakes, each a process on the same
 directory that ends in the sim board's deepsleep() (the process killed: nothing
 after it runs, as on a board), with the real mqtt_as against Mosquitto.
 """
-import asyncio
 import json
 import re
 import time
@@ -13,16 +12,10 @@ import pytest
 
 import machine  # the sim board's (sim.firmware, via conftest, put it on the path)
 from sim import paths, unixport
-from sim.firmware import running, sim_config
+from sim.firmware import running, sim_config, until
 from sim.mosquitto import Subscriber
 from sim.ntpserver import ThreadedNtpServer
 
-
-async def until(predicate, timeout):
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "timed out"
-        await asyncio.sleep(0.05)
 
 INTERVAL_S, AWAKE_S = 7, 2  # the wakes follow each other at once: the host does not sleep them out
 

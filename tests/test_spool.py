@@ -9,7 +9,6 @@ restarts of the process on the same directory: a clean stop (Ctrl-C keeps RAM's
 readings on flash), a power cut (SIGKILL: at most what RAM held is lost), and
 power cuts at random instants while batches are being written.
 """
-import asyncio
 import json
 import os
 import random
@@ -17,7 +16,7 @@ import random
 import pytest
 
 from sim import paths, unixport
-from sim.firmware import running, sim_config
+from sim.firmware import running, sim_config, until
 
 from app import spool as spool_mod  # noqa: E402  (sim.firmware put the sim board on the path)
 from app.node import Node  # noqa: E402
@@ -132,13 +131,6 @@ def test_bytes_written_per_reading(flash):
 
 
 # -- the firmware, in-process (CPython, the stand-in mqtt_as over Mosquitto)
-
-async def until(predicate, timeout=30.0):
-    for _ in range(int(timeout * 20)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met within %.0f s" % timeout)
 
 
 async def test_an_outage_longer_than_the_ram_queue_loses_nothing(flash, broker, observer):

@@ -17,6 +17,7 @@ from app import board, connect, heartbeat, node as node_mod, publisher, sampler,
 from app.backlog import Backlog
 from app.config import validate
 from app.node import Node, backoff_ms, supervise
+from sim import firmware
 from sim.firmware import running, sim_config
 
 
@@ -39,13 +40,8 @@ async def task(coro):
             await t
 
 
-async def until(predicate, timeout=15.0, step=0.05):
-    """Wait for a condition instead of sleeping a fixed time."""
-    for _ in range(int(timeout / step)):
-        if predicate():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError("condition not met within %.0f s" % timeout)
+def until(predicate, timeout=15.0, step=0.05):
+    return firmware.until(predicate, timeout, step)
 
 
 def gaps(readings):

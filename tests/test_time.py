@@ -17,20 +17,11 @@ import pytest
 import simboard
 
 from sim import unixport
-from sim.firmware import running, sim_config
+from sim.firmware import running, sim_config, until
 from sim.ntpserver import NtpServer, ThreadedNtpServer
 
 INTERVAL_S = 0.2
 TOLERANCE_S = 1.0  # a loaded 2-core host: loop latency, NTP's half round trip
-
-
-async def until(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def readings(sub, device):

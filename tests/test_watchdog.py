@@ -21,19 +21,11 @@ import simboard
 
 from sim import unixport
 from sim.faultproxy import FaultProxy
-from sim.firmware import running, sim_config
+from sim.firmware import running, sim_config, until
 from sim.mosquitto import PASSWORD, USER, Subscriber
 
 from app import watchdog  # noqa: E402  (sim.firmware put the sim board on the path)
 from app.node import Node, supervise  # noqa: E402
-
-
-async def until(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met within %.0f s" % timeout)
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
