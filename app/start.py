@@ -22,8 +22,6 @@ def head(device, location):
 def settings(config, secrets):
     """Validated settings, or None after printing what is wrong. The validator is
     then dropped: its RAM (~6 KB on an ESP8266 as ROMFS) goes to the tasks."""
-    import os
-
     from .config import OVERRIDES, ConfigError, load, warnings
     from .node import forget
 
