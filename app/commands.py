@@ -17,8 +17,6 @@ the command's "id" when it had one.
 import json
 import os
 
-from time import ticks_add, ticks_ms
-
 from .node import forget, log
 
 _ID_MAX = 64
@@ -84,7 +82,7 @@ async def _do(fw, client, name, req, reply):
         await fw.status.report(client)
     elif name == "identify":
         s = _number(req, "s", 1, 3600, 10)
-        node.identify_until = ticks_add(ticks_ms(), int(s * 1000))
+        node.identify_ms = int(s * 1000)
         reply["s"] = s
     elif name == "restart":
         reply["ok"] = True

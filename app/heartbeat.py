@@ -2,9 +2,10 @@
 
 The LED keeps blinking only while the scheduler runs, so a frozen loop shows as
 a stuck LED. Patterns are (on_ms, off_ms, ...) cycles. The identify command shows IDENTIFY
-over all of them until node.identify_until.
+over all of them for node.identify_ms, counted from when it shows (the step under way
+finishes first), so a short identify is never spent behind a 2 s pause.
 """
-from time import ticks_diff, ticks_ms
+from time import ticks_add, ticks_diff, ticks_ms
 
 from .node import BOOTING, NO_BROKER, NO_WIFI, OK, SENSOR_FAILING, sleep_ms
 
@@ -19,12 +20,17 @@ IDENTIFY = (1000, 200)  # long on, short off: unlike any state
 
 
 async def run(node, led):
+    until = None
     while True:
-        until = node.identify_until
-        if until is not None and ticks_diff(until, ticks_ms()) <= 0:
-            until = node.identify_until = None
+        if node.identify_ms:
+            until = ticks_add(ticks_ms(), node.identify_ms)
+            node.identify_ms = 0
+        elif until is not None and ticks_diff(until, ticks_ms()) <= 0:
+            until = None
         node.alive[0] = 1  # progress: heartbeat's mark (app/node.py)
         pattern = IDENTIFY if until is not None else PATTERNS[node.state()]
         for i in range(len(pattern)):
             led.set(not i & 1)
             await sleep_ms(pattern[i])
+            if node.identify_ms:
+                break

@@ -57,7 +57,7 @@ class Node:
         self.alive = bytearray(7)  # progress marks, as above; [6]: MemoryError crashes, mod 256
         self.client_started = False  # mqtt_as made its first connection: it reconnects on its own
         self.interval_ms = 5000  # sampling period; a command may change it at run time
-        self.identify_until = None  # ticks_ms until which the LED shows IDENTIFY
+        self.identify_ms = 0  # asked by the identify command; the heartbeat takes it
         # Per-boot id: with it seq is unique across reboots. Two 16-bit draws: no bigint on a board.
         self.boot = "%04x%04x" % (getrandbits(16), getrandbits(16))
         self._last = ticks_ms()
