@@ -22,9 +22,14 @@ def platform():
     return sys.platform
 
 
-def clock_set():
-    """Is the clock plausibly the real time? An ESP32 counts from 2000 at power-up."""
-    return time.gmtime(time.time())[0] >= 2025
+def utc():
+    """The real-time clock in UTC seconds since 1970 (the boards count from 2000),
+    or None while it is not plausibly the real time (an ESP32 counts from 2000 at
+    power-up)."""
+    t = time.time()
+    if time.gmtime(t)[0] < 2025:
+        return None
+    return int(t) + (946684800 if time.gmtime(0)[0] == 2000 else 0)
 
 
 def set_clock(utc):

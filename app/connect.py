@@ -81,7 +81,7 @@ async def first_connect(node, client, cfg):
             await sleep_ms(250)
         try:
             if ca:
-                if not board.clock_set():
+                if board.utc() is None:
                     await _set_clock(cfg["ntp"])
                 client.tls["cadata"] = certificate(ca, which) or certificate(ca, 0)
             client.server = await resolve(server, board.dns_server())

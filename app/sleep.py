@@ -34,10 +34,10 @@ def resume(node, clock):
     clock: the settings keep the clock (ntp.resync_s): the node takes its time
     from the real-time clock where that has been set."""
     import os
-    import time
 
-    if clock and board.clock_set():  # UTC seconds since 1970 (the boards count from 2000)
-        node.synced = (node.uptime(), int(time.time()) + (946684800 if time.gmtime(0)[0] == 2000 else 0), 0)
+    utc = clock and board.utc()
+    if utc:
+        node.synced = (node.uptime(), utc, 0)
     try:
         with open(_FILE) as f:
             seq = int(f.read())
