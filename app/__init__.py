@@ -7,8 +7,8 @@ Supervised tasks share one loop: wifi (the link's one owner), sampler
 (telemetry every telemetry.interval_s), clock (NTP, unless ntp.resync_s is 0),
 inbox (commands, Home Assistant discovery; when configured); on every broker
 connection mqtt_as calls status (availability and telemetry). Without
-wifi.ssid, or once the Wi-Fi task gave up joining, the provisioning portal
-(app/portal.py) runs instead of the tasks. Importing
+wifi.ssid, once the Wi-Fi task gave up joining, or with settings missing or
+refused, the provisioning portal (app/portal.py) runs instead of the tasks. Importing
 this package costs little; the tasks and the MQTT library are loaded by run().
 """
 
@@ -24,16 +24,20 @@ def run(config="config.json", secrets="secrets.json"):
 
     cfg = start.settings(config, secrets)
     gc.collect()  # the validator's garbage: the parts are built in one clean heap
-    portal = start.portal(cfg) if cfg else None
+    if isinstance(cfg, str):  # missing or refused, and said: the portal shows it, until settings that pass
+        problem, portal, ap_password = cfg, 0, start.repair(config, secrets)
+        if ap_password is None:  # no portal on this board: the message printed is all
+            return
+    else:
+        problem, portal, ap_password = None, start.portal(cfg), cfg["wifi"]["ap_password"]
     if portal is not None:  # instead of the tasks, with the heap to itself
-        ap_password = cfg["wifi"]["ap_password"]
         del start, cfg
         forget("start")
         gc.collect()
         from .portal import run as serve
 
         try:
-            asyncio.run(serve(config, secrets, ap_password, portal))  # ends in a reset
+            asyncio.run(serve(config, secrets, ap_password, portal, problem))  # ends in a reset
         except KeyboardInterrupt:
             log("app", "Ctrl-C")
         except Exception as e:  # the flash full, no heap: a node no one can reach otherwise
@@ -46,11 +50,9 @@ def run(config="config.json", secrets="secrets.json"):
             sleep(5)  # nothing else runs: a crash at start does not reset at full speed
             reset()
         return
-    fw = start.build(cfg, (config, secrets)) if cfg else None
+    fw = start.build(cfg, (config, secrets))
     del start, cfg  # fw keeps what the tasks read: the rest of the settings goes, and the start-up code
     forget("start")
-    if fw is None:
-        return
     gc.collect()
     # Collect every quarter of the free heap allocated, not only when it is full:
     # long-lived objects made at run time (tasks, strings) then land low, among

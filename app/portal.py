@@ -198,7 +198,7 @@ async def _serve(essid, host, port, config, secrets, shown, until):
     return posted[0] if posted else None
 
 
-async def run(config, secrets, ap_password, open_ms):
+async def run(config, secrets, ap_password, open_ms, problem=None):
     """Serve the page until settings are saved (then reset), or for open_ms (0:
     for ever), then reset: the Wi-Fi task gave up, perhaps only for an outage.
     A POST is answered at once with a page that asks again in a moment; the web
@@ -211,7 +211,7 @@ async def run(config, secrets, ap_password, open_ms):
     host, port = board.access_point(essid, ap_password)
     log("app", "%s starting: provisioning portal at http://%s:%d/" % (essid, host, port))
     t0 = ticks_ms()
-    shown = [None, None, 0]
+    shown = [None, problem, 0]  # problem: why the settings on flash did not start the node
     while True:
         form = await _serve(essid, host, port, config, secrets, shown,
                             lambda: open_ms and ticks_diff(ticks_ms(), t0) >= open_ms)

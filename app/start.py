@@ -20,8 +20,9 @@ def head(device, location):
 
 
 def settings(config, secrets):
-    """Validated settings, or None after printing what is wrong. The validator is
-    then dropped: its RAM (~6 KB on an ESP8266 as ROMFS) goes to the tasks."""
+    """Validated settings, or what is wrong with them (a str: the ConfigError's
+    message, printed). The validator is then dropped: its RAM (~6 KB on an ESP8266
+    as ROMFS) goes to the tasks."""
     from .config import OVERRIDES, ConfigError, load, warnings
     from .node import forget
 
@@ -41,7 +42,7 @@ def settings(config, secrets):
         return cfg
     except ConfigError as e:
         print(e)
-        return None
+        return str(e)
     finally:
         forget("config")
 
@@ -64,6 +65,24 @@ def portal(cfg):
     except OSError:
         return None
     return int(w["portal_after_s"] * 1000)
+
+
+def repair(config, secrets):
+    """Settings missing or refused: the portal's access point password, or None
+    where it does not fit (an ESP8266). The files are not to be trusted, but a
+    wifi.ap_password that passes the validator's rule is kept: a typo elsewhere
+    must not open a configured node to anyone in range."""
+    if board.platform() == "esp8266":
+        return None
+    for path in (secrets, config):
+        try:
+            with open(path) as f:
+                pw = json.loads(f.read())["wifi"]["ap_password"]
+            if isinstance(pw, str) and 8 <= len(pw) <= 63:
+                return pw
+        except Exception:  # no file, not JSON, no such key, not a dict: nothing to keep
+            pass
+    return ""
 
 
 def build(cfg, files=("config.json", "secrets.json")):

@@ -317,6 +317,76 @@ def test_a_browser_provisions_an_unconfigured_node_which_then_publishes(broker, 
     assert all((shots / n).stat().st_size > 2000 for n in ("form.png", "error.png", "saved.png"))
 
 
+def test_settings_missing_or_refused_open_the_portal_keeping_a_valid_ap_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert start.settings("config.json", "secrets.json").startswith("config.json: not found")
+    assert start.repair("config.json", "secrets.json") == ""  # nothing to keep: open, as a new node's
+    (tmp_path / "config.json").write_text('{"wifi": {"ap_password": "short"}, "mqtt": {"port": 99999}')
+    assert "not valid JSON" in start.settings("config.json", "secrets.json")
+    assert start.repair("config.json", "secrets.json") == ""
+    (tmp_path / "config.json").write_text('{"wifi": {"ap_password": "short"}, "mqtt": {"server": "h", "port": 99999}}')
+    assert start.repair("config.json", "secrets.json") == ""  # fails the WPA2 rule: not a password to keep
+    (tmp_path / "secrets.json").write_text('{"wifi": {"ap_password": "kept-from-before"}}')
+    assert start.settings("config.json", "secrets.json") == "config: mqtt.port: must be between 0 and 65535, got 99999"
+    assert start.repair("config.json", "secrets.json") == "kept-from-before"
+    monkeypatch.setattr(board, "platform", lambda: "esp8266")
+    assert start.repair("config.json", "secrets.json") is None  # the portal does not fit there
+
+
+def test_app_run_hands_the_portal_the_problem_and_the_kept_password(tmp_path, monkeypatch):
+    import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.json").write_text('{"mqtt": {"server": "h", "port": 99999}}')
+    (tmp_path / "secrets.json").write_text('{"wifi": {"ap_password": "kept-from-before"}}')
+    got = []
+
+    async def serve(*args):
+        got.append(args)
+
+    monkeypatch.setattr(portal, "run", serve)
+    app.run("config.json", "secrets.json")
+    assert got == [("config.json", "secrets.json", "kept-from-before", 0,
+                    "config: mqtt.port: must be between 0 and 65535, got 99999")]
+    monkeypatch.setattr(board, "platform", lambda: "esp8266")
+    app.run("config.json", "secrets.json")
+    assert len(got) == 1  # an ESP8266 has not the heap: the message printed, nothing served
+
+
+def _page_when_served(port, seen, stop):
+    import urllib.request
+
+    if _wait_listening(port, stop):
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=10) as r:
+            seen["page"] = r.read().decode()
+
+
+@pytest.mark.parametrize("files, problem", [
+    ({}, "config.json: not found"),
+    ({"config.json": {"wifi": {"ssid": "simnet"}, "mqtt": {"server": "127.0.0.1", "port": 99999}},
+      "secrets.json": {"wifi": {"ap_password": "kept-from-before"}}},
+     "config: mqtt.port: must be between 0 and 65535, got 99999")], ids=["missing", "refused"])
+def test_a_node_that_cannot_start_serves_the_portal_with_the_problem(broker, tmp_path, files, problem):
+    """Not dark: the message is printed, and the portal shows it until settings that pass are saved."""
+    if not paths.lib_dir():
+        pytest.skip("microdot is neither in lib/ nor in the cache (./fireant upstream --from DIR)")
+    for name, data in files.items():
+        (tmp_path / name).write_text(json.dumps(data))
+    port, seen, stop = _free_port(), {}, threading.Event()
+    user = threading.Thread(target=_page_when_served, args=(port, seen, stop), daemon=True)
+    user.start()
+    try:
+        r = unixport.run(None, heapsize=HEAP, libs="real", broker=broker, seconds=0, until=lambda r: "page" in seen,
+                         max_seconds=40, workdir=str(tmp_path), portal_port=port)
+    finally:
+        stop.set()
+        user.join(15)
+    out = r.output()
+    assert r.logged(problem) and r.logged("fireant-0001 starting: provisioning portal"), out
+    assert r.returncode == 0 and not r.logged("Traceback") and not r.logged("machine: reset"), out
+    assert '<p class="err" id="error">%s' % problem in seen.get("page", ""), seen.get("page", out)
+
+
 def test_a_hostile_post_is_refused_and_the_page_still_served(broker, tmp_path):
     """16 KB of form fields (microdot's default limit): parsed, one object per
     field, more than an ESP32's heap. The portal takes 2 KB and answers 413."""
