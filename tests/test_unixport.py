@@ -180,9 +180,13 @@ def test_ctrl_c_stops_cleanly(run):
 # -- leak check: heap in use after repeated outage/recovery cycles
 
 CYCLE_S = 11  # link away 1 s, mqtt_as's ~7 s reconnection, the backlog drains, then steady
-CYCLES = 5
-# Cycles 2..5 measured flat to the byte here; the sim's radio-call log once leaked
-# ~100 B a cycle (400 B over these cycles). The slack is for a reading in flight.
+CYCLES = 6
+# With the stand-ins the cycles after the first measure flat to the byte; the sim's
+# radio-call log once leaked ~100 B a cycle. The real mqtt_as alternates between
+# steady states a few hundred bytes apart from one cycle to the next (twice in CI:
+# [97248, 97024, 97248, 97024, 97376]), so a leak is what raises the floor: the least
+# of the last two cycles against the least of the first two after the warm-up, three
+# cycles apart (a leak of ~86 B a cycle or more fails). The slack is for a reading in flight.
 LEAK_TOLERANCE = 256
 
 
@@ -207,7 +211,7 @@ def test_heap_does_not_grow_across_outage_cycles(libs, request):
         assert window, "no heap samples before the outage at %s s" % t
         steady.append(min(window))
     _say(request, "\nleak check (%s): steady live heap before each outage: %s bytes" % (r.describe(), steady))
-    assert max(steady[1:]) - steady[1] <= LEAK_TOLERANCE, steady
+    assert min(steady[-2:]) - min(steady[1:3]) <= LEAK_TOLERANCE, steady
 
 
 # Filters on cost heap on this 64-bit port: bench --only filters gives ~3 KB of
