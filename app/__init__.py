@@ -26,7 +26,7 @@ def run(config="config.json", secrets="secrets.json"):
     gc.collect()  # the validator's garbage: the parts are built in one clean heap
     if isinstance(cfg, str):  # missing or refused, and said: the portal shows it, until settings that pass
         problem, portal, ap_password = cfg, 0, start.repair(config, secrets)
-        if ap_password is None:  # no portal on this board: the message printed is all
+        if ap_password is None:  # no portal (repair() says why): the message printed is all
             return
     else:
         problem, portal, ap_password = None, start.portal(cfg), cfg["wifi"]["ap_password"]

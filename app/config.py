@@ -99,6 +99,12 @@ def _fail(key, problem):
     raise ConfigError("config: %s: %s" % (key, problem))
 
 
+def wpa2(pw):
+    """A WPA2 passphrase: 8 to 63 printable ASCII characters, so as many bytes
+    (the driver counts bytes; a 64-hex raw key is not a passphrase)."""
+    return isinstance(pw, str) and 8 <= len(pw) <= 63 and all(" " <= c <= "~" for c in pw)
+
+
 def _check(key, kind, value, limits):
     if kind in ("str", "secret"):
         if not isinstance(value, str):
@@ -180,10 +186,10 @@ def validate(raw, min_interval_s=None, platform=None):
         _fail("wifi.portal_after_s", "0 (never: no wifi.ssid means sensing only) or at least 60 s (the provisioning "
                                      "portal stops the readings), got %s" % wifi["portal_after_s"])
     ap_pw = wifi["ap_password"]
-    if (wifi["ap_ssid"] or ap_pw) and not 8 <= len(ap_pw) <= 63:
-        _fail("wifi.ap_password", "must have 8 to 63 characters (WPA2)%s, got %d" % (
+    if (wifi["ap_ssid"] or ap_pw) and not wpa2(ap_pw):
+        _fail("wifi.ap_password", "must be 8 to 63 printable ASCII characters (WPA2)%s, got %d bytes" % (
             " when wifi.ap_ssid is set" if wifi["ap_ssid"] else " (or none: the setup portal's access point "
-                                                                  "is then open)", len(ap_pw)))
+                                                                  "is then open)", len(ap_pw.encode())))
     if not mqtt["server"]:
         _fail("mqtt.server", "must not be empty")
     if mqtt["password"] and not mqtt["user"]:

@@ -317,20 +317,73 @@ def test_a_browser_provisions_an_unconfigured_node_which_then_publishes(broker, 
     assert all((shots / n).stat().st_size > 2000 for n in ("form.png", "error.png", "saved.png"))
 
 
-def test_settings_missing_or_refused_open_the_portal_keeping_a_valid_ap_password(tmp_path, monkeypatch):
+def test_settings_missing_or_refused_are_the_problem_the_portal_shows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert start.settings("config.json", "secrets.json").startswith("config.json: not found")
-    assert start.repair("config.json", "secrets.json") == ""  # nothing to keep: open, as a new node's
-    (tmp_path / "config.json").write_text('{"wifi": {"ap_password": "short"}, "mqtt": {"port": 99999}')
+    (tmp_path / "config.json").write_text('{"mqtt": {"server": "h", "port": 99999}')
     assert "not valid JSON" in start.settings("config.json", "secrets.json")
-    assert start.repair("config.json", "secrets.json") == ""
-    (tmp_path / "config.json").write_text('{"wifi": {"ap_password": "short"}, "mqtt": {"server": "h", "port": 99999}}')
-    assert start.repair("config.json", "secrets.json") == ""  # fails the WPA2 rule: not a password to keep
-    (tmp_path / "secrets.json").write_text('{"wifi": {"ap_password": "kept-from-before"}}')
+    (tmp_path / "config.json").write_text('{"mqtt": {"server": "h", "port": 99999}}')
     assert start.settings("config.json", "secrets.json") == "config: mqtt.port: must be between 0 and 65535, got 99999"
-    assert start.repair("config.json", "secrets.json") == "kept-from-before"
+
+
+REFUSED = '"mqtt": {"server": "h", "port": 99999}'
+HEX_PSK = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("config, secrets, password", [
+    (None, None, ""),  # nothing to keep: open, as a new node's
+    ('{%s}' % REFUSED, None, ""),
+    ('{"wifi": {"ssid": "x"}, %s' % REFUSED, None, ""),  # not JSON, and asks for no password
+    ('{"wifi": {"ap_password": ""}, %s}' % REFUSED, None, ""),  # open, as asked
+    ('{%s}' % REFUSED, '{"wifi": {"ap_password": "kept-from-before"}}', "kept-from-before"),
+    ('{"wifi": {"ap_password": "in-config-too"}, %s}' % REFUSED, '{"wifi": {"ap_password": "kept-from-before"}}',
+     "kept-from-before"),  # secrets.json wins, as in the validator
+    ('{"wifi": {"ap_password": "in-config-only", "portal_after_s": 600}, %s}' % REFUSED, None, "in-config-only"),
+    # A password asked for that cannot be used: no portal rather than an open one.
+    ('{"wifi": {"ap_password": "short"}, %s}' % REFUSED, None, None),
+    ('{"wifi": {"ap_password": "%s"}, %s}' % (HEX_PSK, REFUSED), None, None),  # a raw key, not a passphrase
+    ('{"wifi": {"ap_password": "K\u00fcche-pw"}, %s}' % REFUSED, None, None),  # 8 characters, 9 bytes
+    ('{"wifi": {"ap_password": 12345678}, %s}' % REFUSED, None, None),
+    ('{"wifi": {"ap_password": "kept-from-before"}, %s' % REFUSED, None, None),  # not JSON, names it
+    ('{%s}' % REFUSED, '{"wifi": {"ap_password": "kept-from-before"', None),
+    ('{%s}' % REFUSED, '{"wifi": "ap_password"}', None),
+    ('{%s}' % REFUSED, '{"mqtt": {"password": "x"', ""),  # not JSON, but asks for no password
+    # wifi.portal_after_s 0 means never, refused settings or not.
+    ('{"wifi": {"portal_after_s": 0}, %s}' % REFUSED, None, None),
+    ('{"wifi": {"portal_after_s": 0}, %s}' % REFUSED, '{"wifi": {"ap_password": "kept-from-before"}}', None),
+    ('{"wifi": {"portal_after_s": 0} %s' % REFUSED, None, None),
+], ids=["none", "refused", "not-json", "empty", "secrets", "secrets-win", "config", "short", "hex-psk", "non-ascii",
+        "not-a-str", "config-unreadable", "secrets-unreadable", "wifi-not-a-dict", "secrets-unreadable-no-pw",
+        "portal-never", "portal-never-with-pw", "portal-never-unreadable"])
+def test_refused_settings_open_the_portal_only_with_the_password_asked_for(tmp_path, monkeypatch, capsys,
+                                                                          config, secrets, password):
+    monkeypatch.chdir(tmp_path)
+    for name, text in (("config.json", config), ("secrets.json", secrets)):
+        if text is not None:
+            (tmp_path / name).write_text(text, encoding="utf-8")
+    assert isinstance(start.settings("config.json", "secrets.json"), str)
+    capsys.readouterr()
+    assert start.repair("config.json", "secrets.json") == password
+    assert ("app: no setup portal: " in capsys.readouterr().out) == (password is None)
+
+
+def test_an_esp8266_says_it_has_no_portal_for_refused_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(board, "platform", lambda: "esp8266")
-    assert start.repair("config.json", "secrets.json") is None  # the portal does not fit there
+    assert start.repair("config.json", "secrets.json") is None
+    assert "app: no setup portal: an ESP8266 has not the heap for it" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("password, ok", [("12345678", True), ("x" * 63, True), ("1234567", False), ("x" * 64, False),
+                                          (HEX_PSK, False), ("Küche-pw", False), ("tab\there!", False)])
+def test_the_ap_password_is_a_wpa2_passphrase_counted_in_bytes(password, ok):
+    raw = _unconfigured()
+    raw["wifi"]["ap_password"] = password
+    if ok:
+        validate(raw)
+    else:
+        with pytest.raises(ConfigError, match="wifi.ap_password: must be 8 to 63 printable ASCII characters"):
+            validate(raw)
 
 
 def test_app_run_hands_the_portal_the_problem_and_the_kept_password(tmp_path, monkeypatch):
@@ -385,6 +438,23 @@ def test_a_node_that_cannot_start_serves_the_portal_with_the_problem(broker, tmp
     assert r.logged(problem) and r.logged("fireant-0001 starting: provisioning portal"), out
     assert r.returncode == 0 and not r.logged("Traceback") and not r.logged("machine: reset"), out
     assert '<p class="err" id="error">%s' % problem in seen.get("page", ""), seen.get("page", out)
+
+
+def test_a_node_whose_ap_password_cannot_be_used_says_so_and_serves_nothing(broker, tmp_path):
+    """On MicroPython: a refused config whose wifi.ap_password fails the WPA2 rule
+    must not open the portal without it (it keeps the stored broker password)."""
+    (tmp_path / "config.json").write_text(json.dumps({"mqtt": {"server": "127.0.0.1", "port": 99999}}))
+    (tmp_path / "secrets.json").write_text(json.dumps({"wifi": {"ap_password": "Küche-pw"},
+                                                       "mqtt": {"user": "u", "password": "stored"}}))
+    port = _free_port()
+    r = unixport.run(None, heapsize=HEAP, broker=broker, seconds=0,
+                     max_seconds=30, workdir=str(tmp_path), portal_port=port)
+    out = r.output()
+    assert r.logged("config: mqtt.port: must be between 0 and 65535, got 99999"), out
+    assert r.logged("app: no setup portal: wifi.ap_password in secrets.json is not a WPA2 passphrase"), out
+    assert r.returncode == 0 and not r.logged("provisioning portal") and not r.logged("Traceback"), out
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def test_a_hostile_post_is_refused_and_the_page_still_served(broker, tmp_path):
