@@ -25,8 +25,13 @@ def run(config="config.json", secrets="secrets.json"):
     cfg = start.settings(config, secrets)
     gc.collect()  # the validator's garbage: the parts are built in one clean heap
     if isinstance(cfg, str):  # missing or refused, and said: the portal shows it, until settings that pass
-        problem, portal, ap_password = cfg, 0, start.repair(config, secrets)
-        if ap_password is None:  # no portal (repair() says why): the message printed is all
+        if start.board.platform() == "esp8266":
+            log("app", "no setup portal: an ESP8266 has not the heap for it; fix the files over USB (deploy.py)")
+            return
+        from .portal import password
+
+        problem, portal, ap_password = cfg, 0, password(config, secrets)
+        if ap_password is None:  # there must be none (password() says why): the message printed is all
             return
     else:
         problem, portal, ap_password = None, start.portal(cfg), cfg["wifi"]["ap_password"]

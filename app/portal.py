@@ -198,6 +198,45 @@ async def _serve(essid, host, port, config, secrets, shown, until):
     return posted[0] if posted else None
 
 
+def password(config, secrets):
+    """Settings missing or refused (app.run() opens the portal for them): the
+    access point's password ("" for an open one), or None, said, where there must
+    be no portal: wifi.portal_after_s 0, or a wifi.ap_password that cannot be
+    used. The portal keeps the stored credentials, so opening it without the
+    password asked for would hand them to anyone in range: a file that cannot be
+    read but names either key counts as saying no."""
+    from .config import wpa2
+
+    pw = None
+    for path in (secrets, config):  # secrets.json's keys win, as in the validator
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue  # no file: it asks for nothing
+        try:
+            w = json.loads(text)
+            w = w.get("wifi", {}) if isinstance(w, dict) else None
+        except ValueError:
+            w = None
+        if not isinstance(w, dict):
+            if "ap_password" in text or "portal_after_s" in text:
+                return _no_portal(path + " cannot be read, and it names wifi.ap_password or wifi.portal_after_s")
+            continue
+        if w.get("portal_after_s", 1) == 0:
+            return _no_portal("wifi.portal_after_s is 0 in " + path)
+        if pw is None and "ap_password" in w:
+            pw = w["ap_password"]
+            if pw != "" and not wpa2(pw):
+                return _no_portal("wifi.ap_password in %s is not a WPA2 passphrase, and an open access point would "
+                                  "hand the stored settings to anyone in range" % path)
+    return pw or ""
+
+
+def _no_portal(why):
+    log("app", "no setup portal: %s; fix the files over USB (deploy.py)" % why)
+
+
 async def run(config, secrets, ap_password, open_ms, problem=None):
     """Serve the page until settings are saved (then reset), or for open_ms (0:
     for ever), then reset: the Wi-Fi task gave up, perhaps only for an outage.

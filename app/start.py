@@ -67,47 +67,6 @@ def portal(cfg):
     return int(w["portal_after_s"] * 1000)
 
 
-def repair(config, secrets):
-    """Settings missing or refused: the portal's access point password ("" for
-    an open one), or None, said, where there must be no portal: an ESP8266 (it
-    does not fit), wifi.portal_after_s 0, or a wifi.ap_password that cannot be
-    used. The portal keeps the stored credentials, so opening it without the
-    password asked for would hand them to anyone in range: a file that cannot be
-    read but names either key counts as saying no."""
-    if board.platform() == "esp8266":
-        return _no_portal("an ESP8266 has not the heap for it")
-    from .config import wpa2
-
-    pw = None
-    for path in (secrets, config):  # secrets.json's keys win, as in the validator
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
-            continue  # no file: it asks for nothing
-        try:
-            w = json.loads(text)
-            w = w.get("wifi", {}) if isinstance(w, dict) else None
-        except ValueError:
-            w = None
-        if not isinstance(w, dict):
-            if "ap_password" in text or "portal_after_s" in text:
-                return _no_portal(path + " cannot be read, and it names wifi.ap_password or wifi.portal_after_s")
-            continue
-        if w.get("portal_after_s", 1) == 0:
-            return _no_portal("wifi.portal_after_s is 0 in " + path)
-        if pw is None and "ap_password" in w:
-            pw = w["ap_password"]
-            if pw != "" and not wpa2(pw):
-                return _no_portal("wifi.ap_password in %s is not a WPA2 passphrase, and an open access point would "
-                                  "hand the stored settings to anyone in range" % path)
-    return pw or ""
-
-
-def _no_portal(why):
-    log("app", "no setup portal: %s; fix the files over USB (deploy.py)" % why)
-
-
 def build(cfg, files=("config.json", "secrets.json")):
     """The firmware for cfg (validated settings): every part made, nothing started."""
     from . import client, heartbeat, publisher, sampler, wifi

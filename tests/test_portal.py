@@ -363,15 +363,8 @@ def test_refused_settings_open_the_portal_only_with_the_password_asked_for(tmp_p
             (tmp_path / name).write_text(text, encoding="utf-8")
     assert isinstance(start.settings("config.json", "secrets.json"), str)
     capsys.readouterr()
-    assert start.repair("config.json", "secrets.json") == password
+    assert portal.password("config.json", "secrets.json") == password
     assert ("app: no setup portal: " in capsys.readouterr().out) == (password is None)
-
-
-def test_an_esp8266_says_it_has_no_portal_for_refused_settings(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(board, "platform", lambda: "esp8266")
-    assert start.repair("config.json", "secrets.json") is None
-    assert "app: no setup portal: an ESP8266 has not the heap for it" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("password, ok", [("12345678", True), ("x" * 63, True), ("1234567", False), ("x" * 64, False),
@@ -386,7 +379,7 @@ def test_the_ap_password_is_a_wpa2_passphrase_counted_in_bytes(password, ok):
             validate(raw)
 
 
-def test_app_run_hands_the_portal_the_problem_and_the_kept_password(tmp_path, monkeypatch):
+def test_app_run_hands_the_portal_the_problem_and_the_kept_password(tmp_path, monkeypatch, capsys):
     import app
 
     monkeypatch.chdir(tmp_path)
@@ -401,9 +394,15 @@ def test_app_run_hands_the_portal_the_problem_and_the_kept_password(tmp_path, mo
     app.run("config.json", "secrets.json")
     assert got == [("config.json", "secrets.json", "kept-from-before", 0,
                     "config: mqtt.port: must be between 0 and 65535, got 99999")]
+    (tmp_path / "secrets.json").write_text('{"wifi": {"ap_password": "short"}}')
+    app.run("config.json", "secrets.json")
+    assert len(got) == 1  # no password to open it with: said, nothing served
     monkeypatch.setattr(board, "platform", lambda: "esp8266")
+    (tmp_path / "secrets.json").write_text('{"wifi": {"ap_password": "kept-from-before"}}')
+    capsys.readouterr()
     app.run("config.json", "secrets.json")
     assert len(got) == 1  # an ESP8266 has not the heap: the message printed, nothing served
+    assert "app: no setup portal: an ESP8266 has not the heap for it" in capsys.readouterr().out
 
 
 def _page_when_served(port, seen, stop):
