@@ -373,6 +373,8 @@ def read_json(path, required=True):
         if required:
             raise ConfigError("%s: not found (copy config.json from the repository and edit it)" % path)
         return {}
+    except ValueError:  # UnicodeError
+        raise ConfigError("%s: not UTF-8 text" % path)
     try:
         return json.loads(text)
     except ValueError as e:

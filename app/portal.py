@@ -18,10 +18,13 @@ import os
 from . import board
 from .node import forget, log
 
-# The form's fields: (name, settings key, secret?). Secrets: empty keeps the one set.
-_FIELDS = (("ssid", "wifi.ssid", False), ("wifi_password", "wifi.password", True),
-           ("server", "mqtt.server", False), ("port", "mqtt.port", False), ("user", "mqtt.user", False),
-           ("mqtt_password", "mqtt.password", True), ("device", "device", False))
+# The form's fields: (name, settings key, for a secret the fields it goes with).
+# A secret left empty keeps the one stored, but only while those are unchanged:
+# anyone in range may use an open portal, and a stored password must not follow
+# a new server or network there.
+_FIELDS = (("ssid", "wifi.ssid", ()), ("wifi_password", "wifi.password", ("ssid",)),
+           ("server", "mqtt.server", ()), ("port", "mqtt.port", ()), ("user", "mqtt.user", ()),
+           ("mqtt_password", "mqtt.password", ("server", "port", "user")), ("device", "device", ()))
 _SAVED_MS = 10000  # the "saved" page waits this long for the browser's look before the reset
 
 _HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -128,14 +131,27 @@ def save(form, config, secrets):
     write both files when they pass. Returns the problem (a ConfigError's
     message), or None: written."""
     cfg, sec = _read(config), _read(secrets)
-    for name, key, secret in _FIELDS:
+    changed = []
+    for name, key, goes_with in _FIELDS:
         value = form.get(name, "")
-        if secret:
+        if goes_with:  # a secret
             if value:
                 _put(sec, key, value)
+            elif name == "mqtt_password" and not form.get("user"):  # no user, no password
+                for d in (sec, cfg):
+                    if _get(d, key):
+                        _put(d, key, "")
+            elif _get(sec, key) or _get(cfg, key):
+                moved = [k for n, k, _ in _FIELDS if n in goes_with and n in changed]
+                if moved:
+                    return "config: %s: type it again: %s changed, and the one stored goes only where it was set " \
+                           "for" % (key, " and ".join(moved))
             continue
         if name == "port":
             value = int(value) if value.strip().isdigit() else (value or 0)
+        was = _get(cfg, key)
+        if (was if was is not None else 0 if name == "port" else "") != value:
+            changed.append(name)
         _put(cfg, key, value)
     if not _get(cfg, "wifi.ssid"):
         return "config: wifi.ssid: must not be empty (the network the node is to join)"
@@ -201,35 +217,40 @@ async def _serve(essid, host, port, config, secrets, shown, until):
 def password(config, secrets):
     """Settings missing or refused (app.run() opens the portal for them): the
     access point's password ("" for an open one), or None, said, where there must
-    be no portal: wifi.portal_after_s 0, or a wifi.ap_password that cannot be
-    used. The portal keeps the stored credentials, so opening it without the
-    password asked for would hand them to anyone in range: a file that cannot be
-    read but names either key counts as saying no."""
+    be no portal: wifi.portal_after_s 0, or a wifi.ap_password asked for that
+    cannot be used: misspelt, misplaced, not a passphrase, in a file that cannot
+    be read. Anyone in range may use an open portal (save() keeps a stored
+    password only for where it was set), so it is open only when none was asked."""
     from .config import wpa2
 
-    pw = None
-    for path in (secrets, config):  # secrets.json's keys win, as in the validator
+    pw = after = None
+    ask_pw = ask_after = False  # the files name them, readable or not
+    for path in (secrets, config):  # the first that has a key decides, as merge() does
         try:
-            with open(path) as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                text = f.read().decode()
         except OSError:
             continue  # no file: it asks for nothing
+        except ValueError:  # not UTF-8
+            return _no_portal(path + " is not UTF-8 text")
+        low = text.lower()
+        ask_pw, ask_after = ask_pw or "ap_pas" in low, ask_after or "portal_after" in low
         try:
             w = json.loads(text)
             w = w.get("wifi", {}) if isinstance(w, dict) else None
         except ValueError:
             w = None
-        if not isinstance(w, dict):
-            if "ap_password" in text or "portal_after_s" in text:
-                return _no_portal(path + " cannot be read, and it names wifi.ap_password or wifi.portal_after_s")
-            continue
-        if w.get("portal_after_s", 1) == 0:
-            return _no_portal("wifi.portal_after_s is 0 in " + path)
-        if pw is None and "ap_password" in w:
-            pw = w["ap_password"]
-            if pw != "" and not wpa2(pw):
-                return _no_portal("wifi.ap_password in %s is not a WPA2 passphrase, and an open access point would "
-                                  "hand the stored settings to anyone in range" % path)
+        if isinstance(w, dict):
+            if pw is None and "ap_password" in w:
+                pw = w["ap_password"]
+            if after is None and "portal_after_s" in w:
+                after = w["portal_after_s"]
+    if after == 0 or after is None and ask_after:
+        return _no_portal("wifi.portal_after_s is 0, or cannot be read")
+    if pw is None and ask_pw:
+        return _no_portal("a wifi.ap_password is asked for that cannot be read (misspelt, misplaced, not JSON)")
+    if pw is not None and pw != "" and not wpa2(pw):
+        return _no_portal("wifi.ap_password is not a WPA2 passphrase")
     return pw or ""
 
 
