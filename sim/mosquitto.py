@@ -198,6 +198,7 @@ def judge(arrived):
         "received": len(unique),
         "duplicates": len(arrived) - len(unique),
         "in_order": ordered == sorted(ordered),
+        "order_excused": len(seqs) - len(ordered),
         "lost": sorted(set(range(1, max(seqs) + 1)) - seen) if seqs else [],
         "max_gap_ms": max(gaps) if gaps else None,
     }
