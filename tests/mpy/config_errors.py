@@ -20,6 +20,7 @@ BAD = (
     {"mqtt": {"server": "b", "keepalive_s": 10, "ping_interval_s": 8}},
     {"mqtt": {"server": "b"}, "wifi": {"ap_ssid": "fireant", "ap_password": "short"}},
     {"mqtt": {"server": "b"}, "wifi": {"ap_password": "short"}},
+    {"mqtt": {"server": "b"}, "wifi": {"ap_password": "K\u00fcche-pw"}},  # 8 characters, 9 bytes
     {"mqtt": {"server": "b"}, "wifi": {"backoff_min_s": 10, "backoff_max_s": 5}},
     {"mqtt": {"server": "b"}, "led": {"pin": True}},
     [1, 2],
