@@ -146,14 +146,15 @@ def section(e):
     if e.get("unclean_log_tail"):
         lines.append("  a node that did not stop cleanly: " + e["unclean_log_tail"].replace("\n", " | "))
     for name, s in e["reconnects"].items():
+        m = s.get("model")
+        bounds = " (at most %s)" % s.get("bound") if m is None else (
+            " (at most %s, the designed spread's p99; its median %s), 5th to 95th percentile %s s (at least %s, "
+            "its p1; its median %s)" % (m["peak_over_mean_max"], m["peak_over_mean_median"], s["span_s"],
+                                        m["span_s_min"], m["span_s_median"]))
         lines.append("  reconnects after %-15s %4d, peak %d/s, mean %.2f/s to the 95th percentile (%s s), peak/mean "
                      "%s%s; %s the bounds; to the last reconnect %s; per second: %s" % (
                          name.replace("_", " ") + ":", s["count"], s["peak"], s["mean"], s.get("p95_s"),
-                         s["peak_over_mean"], " (at most %s, the designed spread's p99; its median %s), 5th to 95th "
-                         "percentile %s s (at least %s, its p1; its median %s)" % (
-                             s["model"]["peak_over_mean_max"], s["model"]["peak_over_mean_median"], s["span_s"],
-                             s["model"]["span_s_min"], s["model"]["span_s_median"]) if "model" in s else
-                         " (at most %s)" % s.get("bound"), "within" if s.get("within_bound") else "OUTSIDE",
+                         s["peak_over_mean"], bounds, "within" if s.get("within_bound") else "OUTSIDE",
                          s.get("peak_over_mean_to_last"), " ".join(str(c) for c in s["histogram"])))
     if e.get("cpu_pct_per_node"):
         lines.append("  host per simulated node: CPU %.2f%% of a core, RSS %.1f MB; this %d-core machine holds "

@@ -21,7 +21,6 @@ dead it can be neither used nor declared again elsewhere ("home node ... is down
 or inaccessible"): the plugin then closes every connection that subscribes again
 under that client id. Mirrored on every node, the queue lives on on a survivor.
 """
-import json
 import os
 import shutil
 import signal
@@ -312,7 +311,7 @@ class QueueObserver(Subscriber):
 
         self.messages = []
         self.redelivered = 0
-        self._again = set()  # indexes in messages of those that came redelivered
+        self._again = set()  # the records of messages that came redelivered
         self.reconnects = 0
         self._lock = threading.Lock()
         self._connected = threading.Event()
@@ -358,29 +357,22 @@ class QueueObserver(Subscriber):
 
     def _on_message(self, ch, method, _props, body):
         with self._lock:
+            record = (time.monotonic(), method.routing_key.replace(".", "/"), body.decode(errors="replace"), False)
+            self.messages.append(record)
             if method.redelivered:
                 self.redelivered += 1
-                self._again.add(len(self.messages))
-            self.messages.append((time.monotonic(), method.routing_key.replace(".", "/"),
-                                  body.decode(errors="replace"), False))
+                self._again.add(record)
         ch.basic_ack(method.delivery_tag)
 
-    def readings(self, topic="sensors/environmental"):
+    def _reading(self, record):
         """As Subscriber's, a redelivered one marked "_redelivered": what was in
         flight to this observer when its connection was cut comes again when the
         queue decides, so its place in the arrival order tells of the observer's
         cut, not of the node's order (judge() leaves it out of in_order)."""
-        out = []
-        with self._lock:
-            records = [(i, m) for i, m in enumerate(self.messages) if m[1] == topic]
-            again = set(self._again)
-        for i, (at, _, payload, _) in records:
-            r = json.loads(payload)
-            r["_at"] = at
-            if i in again:
-                r["_redelivered"] = True
-            out.append(r)
-        return out
+        r = Subscriber._reading(self, record)
+        if record in self._again:
+            r["_redelivered"] = True
+        return r
 
     def connected(self):
         return self._conn is not None and self._conn.is_open

@@ -169,12 +169,12 @@ class Subscriber:
 
     def readings(self, topic="sensors/environmental"):
         """Decoded reading payloads in arrival order, each with its arrival time as "_at"."""
-        out = []
-        for at, _, payload, _ in self.on(topic):
-            r = json.loads(payload)
-            r["_at"] = at
-            out.append(r)
-        return out
+        return [self._reading(m) for m in self.on(topic)]
+
+    def _reading(self, record):
+        r = json.loads(record[2])
+        r["_at"] = record[0]
+        return r
 
     def close(self):
         self._c.loop_stop()
